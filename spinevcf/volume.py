@@ -1,0 +1,102 @@
+"""The volume type shared by every stage: voxels plus an affine to patient LPS millimetres."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["Volume", "SeriesInfo"]
+
+
+@dataclass(frozen=True)
+class SeriesInfo:
+    """Identifiers and DICOM attributes of the source series.
+
+    These are carried to the outputs (SR, secondary capture) but must never be
+    logged. ``dataset`` optionally holds one source slice header (no pixel
+    data) from which patient/study attributes are copied into derived objects.
+    """
+
+    study_instance_uid: str = ""
+    series_instance_uid: str = ""
+    frame_of_reference_uid: str = ""
+    modality: str = "CT"
+    series_description: str = ""
+    sop_instance_uids: tuple[str, ...] = ()
+    sop_class_uid: str = ""
+    dataset: Any = None  # pydicom.Dataset header of one slice, or None for NIfTI input
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Volume:
+    """A 3D CT volume in Hounsfield units with its voxel-to-LPS affine.
+
+    Conventions (used everywhere in spinevcf):
+
+    * ``array`` has shape ``(n0, n1, n2)``; for DICOM input this is
+      ``(slices, rows, columns)``.
+    * ``affine`` is a 4x4 matrix mapping *array indices in array axis order*
+      ``(i0, i1, i2, 1)`` to patient coordinates in LPS millimetres
+      (x to the patient's left, y posterior, z superior). Column ``a`` of
+      ``affine[:3, :3]`` is the step in mm of one voxel along array axis ``a``.
+    * Voxel centres are at integer indices.
+
+    Args:
+        array: voxel values in HU (int16 or float32).
+        affine: 4x4 index-to-LPS matrix.
+        info: identifiers of the source series.
+
+    Example:
+        >>> v = Volume(np.zeros((2, 3, 4), np.int16), np.eye(4))
+        >>> v.index_to_lps([[1, 2, 3]]).tolist()
+        [[1.0, 2.0, 3.0]]
+    """
+
+    array: npt.NDArray[Any]
+    affine: npt.NDArray[np.float64]
+    info: SeriesInfo = field(default_factory=SeriesInfo)
+
+    def __post_init__(self) -> None:
+        if self.array.ndim != 3:
+            raise ValueError(f"array must be 3D, got shape {self.array.shape}")
+        aff = np.asarray(self.affine, dtype=np.float64)
+        if aff.shape != (4, 4):
+            raise ValueError(f"affine must be 4x4, got {aff.shape}")
+        if abs(np.linalg.det(aff[:3, :3])) < 1e-9:
+            raise ValueError("affine is singular")
+        self.affine = aff
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Array shape."""
+        s = self.array.shape
+        return (int(s[0]), int(s[1]), int(s[2]))
+
+    @property
+    def spacing(self) -> npt.NDArray[np.float64]:
+        """Voxel size in mm along each array axis."""
+        return np.linalg.norm(self.affine[:3, :3], axis=0)
+
+    @property
+    def direction(self) -> npt.NDArray[np.float64]:
+        """3x3 matrix whose columns are the unit LPS directions of the array axes."""
+        return self.affine[:3, :3] / self.spacing[None, :]
+
+    def index_to_lps(self, idx: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """Map (N, 3) array indices (float allowed) to (N, 3) LPS mm."""
+        p = np.atleast_2d(np.asarray(idx, dtype=np.float64))
+        return p @ self.affine[:3, :3].T + self.affine[:3, 3]
+
+    def lps_to_index(self, pts: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """Map (N, 3) LPS mm to fractional (N, 3) array indices."""
+        p = np.atleast_2d(np.asarray(pts, dtype=np.float64))
+        inv = np.linalg.inv(self.affine)
+        return p @ inv[:3, :3].T + inv[:3, 3]
+
+    def nbytes_int16(self) -> int:
+        """Size of the volume stored as int16, the reference for memory budgets."""
+        return int(np.prod(self.shape)) * 2
