@@ -104,3 +104,17 @@ class OutputError(SpineVCFError):
     """Outputs could not be written (unwritable folder, disk full)."""
 
     exit_code = 6
+
+
+# --- Export and serving (issue 5: Triton serving and TensorRT export) ---------------------------
+
+
+class ParityError(ModelError):
+    """An exported model's outputs differ from the reference beyond the stated tolerances."""
+
+
+class TensorRTUnavailableError(ModelError):
+    """TensorRT (the ``tensorrt`` Python package or ``trtexec``) is not installed here."""
+
+
+__all__ += ["ParityError", "TensorRTUnavailableError"]

@@ -50,6 +50,10 @@ LEVEL_GROWTH_PER_LEVEL: float = 0.03
 FRACTURE_PROBABILITY_CENTER: float = 0.20
 FRACTURE_PROBABILITY_SCALE: float = 0.02
 
+# Reductions are ratios of heights (1 - 16/20 == 0.19999999999999996 in floating point):
+# a reduction within this of a threshold counts as reaching it.
+_THRESHOLD_TOLERANCE: float = 1e-9
+
 
 @dataclass(frozen=True)
 class VertebraGrade:
@@ -83,7 +87,7 @@ def genant_grade(reduction: float) -> int:
     """Genant grade 0-3 of a height reduction given as a fraction (0.3 = 30 %)."""
     if not np.isfinite(reduction):
         raise ValueError("reduction must be finite")
-    return int(sum(reduction >= t for t in GRADE_THRESHOLDS))
+    return int(sum(reduction >= t - _THRESHOLD_TOLERANCE for t in GRADE_THRESHOLDS))
 
 
 def fracture_probability(

@@ -1,0 +1,1 @@
+"""The spinevcf MONAI Deploy application (run it with ``python -m app``)."""

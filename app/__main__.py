@@ -1,0 +1,27 @@
+"""Run the spinevcf application: ``python -m app -i INPUT_DIR -o OUTPUT_DIR [-m MODELS]``.
+
+Exit status: 0 on success (also when no vertebra is found); the error's
+``exit_code`` with a one-line message for an expected error (bad input, model or
+Triton server, unwritable output).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from app.app import SpineVCFApp
+from spinevcf.errors import SpineVCFError
+
+
+def main() -> int:
+    """Run the application once; return the process exit status."""
+    try:
+        SpineVCFApp().run()
+    except SpineVCFError as exc:
+        sys.stderr.write(f"spinevcf: error: {exc}\n")
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Command line and environment settings of the spinevcf MONAI Deploy application.
+
+The SDK's own options are parsed by the SDK's parser
+(:func:`monai.deploy.core.arg_parser.parse_args`: ``-i/--input``, ``-o/--output``,
+``-m/--model``, ``-w/--workdir``, ``-l/--log-level``, ``-t/--triton-server-netloc``) and
+fall back, like the SDK's ``AppContext``, to the MAP environment variables
+``HOLOSCAN_INPUT_PATH``, ``HOLOSCAN_OUTPUT_PATH``, ``HOLOSCAN_MODEL_PATH`` and
+``TRITON_SERVER_NETLOC``. spinevcf adds ``--triton-url`` (an alias of the SDK's
+``--triton-server-netloc``) and ``--triton-protocol``, parsed first so that the SDK's
+parser sees only its own options.
+
+The SDK's ``AppContext`` is not used on purpose: it would also load the model folder
+into the SDK's own model objects (and open SDK Triton clients), which spinevcf does
+not use; models are loaded once by :class:`spinevcf.pipeline.Pipeline`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from monai.deploy.core import RuntimeEnv, parse_args
+from monai.deploy.core.arg_parser import set_up_logging
+
+from spinevcf.errors import InputError
+from spinevcf.pipeline import default_model_repository
+
+__all__ = ["AppSettings", "parse_settings", "TRITON_PROTOCOL_ENV", "EXTRA_HELP"]
+
+#: Environment variable for the Triton protocol (``grpc`` or ``http``).
+TRITON_PROTOCOL_ENV = "SPINEVCF_TRITON_PROTOCOL"
+
+_NETLOC = re.compile(r"^[A-Za-z0-9.\-_\[\]:]+:[0-9]{1,5}$")
+
+EXTRA_HELP = """spinevcf options (besides the MONAI Deploy SDK options below):
+  --triton-url HOST:PORT      run the models on this Triton server (alias of -t/--triton-server-netloc;
+                              environment: TRITON_SERVER_NETLOC). Default: in-process ONNX Runtime.
+  --triton-protocol {grpc,http}
+                              Triton protocol (environment: SPINEVCF_TRITON_PROTOCOL; default grpc).
+  -m MODEL_REPOSITORY         default: HOLOSCAN_MODEL_PATH, else the repository's model_repository/.
+"""
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """Resolved settings of one application run.
+
+    Attributes:
+        input_folder: the study's DICOM folder.
+        output_folder: where the outputs go.
+        model_repository: the model folder (``spine_localizer_3d/``, ``vertebra_detector_2d/``).
+        triton_url: ``HOST:PORT`` of a Triton server, or ``None`` for ONNX Runtime.
+        triton_protocol: ``"grpc"`` or ``"http"``.
+    """
+
+    input_folder: Path
+    output_folder: Path
+    model_repository: Path
+    triton_url: str | None = None
+    triton_protocol: str = "grpc"
+
+
+def _extra_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--triton-url", dest="triton_url", default=None)
+    parser.add_argument("--triton-protocol", dest="triton_protocol", default=None)
+    return parser
+
+
+def parse_settings(argv: list[str] | None = None) -> AppSettings:
+    """Resolve the settings from ``argv`` (``argv[0]`` is the program) and the environment.
+
+    Command-line values override environment variables. Sets up the SDK's logging.
+
+    Args:
+        argv: the application's arguments; ``sys.argv`` when ``None``.
+
+    Returns:
+        The resolved settings.
+
+    Raises:
+        InputError: an invalid Triton URL or protocol, or a missing input folder.
+        SystemExit: from the SDK's argument parser (``--help``, unknown option).
+    """
+    argv = list(sys.argv if argv is None else argv)
+    extra, rest = _extra_parser().parse_known_args(argv[1:])
+    if "-h" in rest or "--help" in rest:
+        sys.stdout.write(EXTRA_HELP + "\n")
+    args = parse_args([argv[0], *rest])
+    set_up_logging(args.log_level)
+
+    env = RuntimeEnv(defaults={"model": ("HOLOSCAN_MODEL_PATH", "")})
+    input_folder = Path(args.input or env.input).absolute()
+    output_folder = Path(args.output or env.output).absolute()
+    model_repository = Path(args.model or env.model or default_model_repository()).absolute()
+
+    triton_url = extra.triton_url or args.triton_server_netloc or env.triton_server_netloc or None
+    if triton_url is not None and not _NETLOC.match(triton_url):
+        raise InputError(f"invalid Triton URL {triton_url!r}: expected HOST:PORT")
+    protocol = (extra.triton_protocol or os.environ.get(TRITON_PROTOCOL_ENV) or "grpc").lower()
+    if protocol not in ("grpc", "http"):
+        raise InputError(f"invalid Triton protocol {protocol!r}: expected grpc or http")
+
+    if not input_folder.is_dir():
+        raise InputError(f"input folder not found: {input_folder}")
+    return AppSettings(
+        input_folder=input_folder,
+        output_folder=output_folder,
+        model_repository=model_repository,
+        triton_url=triton_url,
+        triton_protocol=protocol,
+    )

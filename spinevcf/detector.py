@@ -1,0 +1,339 @@
+"""Pre- and post-processing of the 2D vertebra detector (``vertebra_detector_2d``).
+
+Output semantics (docs/architecture.md), at stride ``R`` (4):
+
+* ``heatmap`` ``[1, 1, h, w]``: sigmoid probability of a vertebral-body centre;
+* ``offset`` ``[1, 2, h, w]``: ``(dy, dx)``; centre in input pixels is
+  ``((y + dy) * R, (x + dx) * R)`` for the peak cell ``(y, x)``;
+* ``keypoints`` ``[1, 12, h, w]``: channels ``2k, 2k+1`` = ``(dy, dx)`` from the centre to
+  keypoint ``k`` in input pixels divided by ``keypoint_scale_px``;
+* ``level_logits`` ``[1, 24, h, w]``: logits over :data:`spinevcf.schema.LEVELS`.
+
+Decoding: a cell is a peak when it equals the maximum of its ``nms_kernel`` x
+``nms_kernel`` neighbourhood and reaches ``peak_threshold``; the ``max_detections``
+strongest are kept; of two peaks closer than ``min_row_distance_px`` in rows only the
+stronger survives (vertebrae are stacked along the rows of a CPR); results are sorted
+cranio-caudally (by row). :func:`assign_levels` then labels them.
+
+Example:
+    >>> cfg = DetectorConfig(keypoint_scale_px=32.0)
+    >>> out = {"heatmap": np.zeros((1, 1, 8, 8), np.float32),
+    ...        "offset": np.zeros((1, 2, 8, 8), np.float32),
+    ...        "keypoints": np.zeros((1, 12, 8, 8), np.float32),
+    ...        "level_logits": np.zeros((1, 24, 8, 8), np.float32)}
+    >>> out["heatmap"][0, 0, 3, 2] = 0.9
+    >>> [d.center_px.tolist() for d in decode_detections(out, cfg)]
+    [[12.0, 8.0]]
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from spinevcf.errors import ModelError
+from spinevcf.geometry.cpr import CPRImage
+from spinevcf.schema import KEYPOINT_NAMES, LEVELS
+
+__all__ = [
+    "DetectorConfig",
+    "Detection",
+    "preprocess_cpr",
+    "decode_detections",
+    "assign_levels",
+    "OUTPUT_NAMES",
+    "REQUIRED_KEYS",
+    "GAP_RATIO",
+    "MIN_LOG_PROB",
+]
+
+log = logging.getLogger(__name__)
+
+#: Output tensor names of the detector.
+OUTPUT_NAMES: tuple[str, ...] = ("heatmap", "offset", "keypoints", "level_logits")
+#: Keys the model folder's spinevcf.json must provide.
+REQUIRED_KEYS: tuple[str, ...] = ("keypoint_scale_px", "hu_window", "hu_scale")
+#: A row gap larger than this times the local median gap may hide one missed vertebra.
+GAP_RATIO: float = 1.6
+#: Floor of the log level probabilities in :func:`assign_levels` (avoids -inf).
+MIN_LOG_PROB: float = float(np.log(1e-6))
+_N_KEYPOINTS = len(KEYPOINT_NAMES)
+_GAP_WINDOW = 3  # neighbouring gaps on each side used for the local median
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Pre- and post-processing parameters of the vertebra detector.
+
+    Attributes:
+        stride: output stride ``R`` (4 by contract).
+        keypoint_scale_px: divisor of the keypoint offsets (input pixels).
+        peak_threshold: minimum heatmap value of a detection.
+        max_detections: top-k peaks kept before duplicate suppression.
+        nms_kernel: size of the max-pool neighbourhood of the peak test.
+        divisible_by: H and W of the input are multiples of this.
+        hu_window: HU clipping window.
+        hu_scale: divisor after clipping.
+        min_row_distance_px: peaks closer than this in rows (input pixels) are duplicates.
+
+    Example:
+        >>> DetectorConfig(keypoint_scale_px=32.0).stride
+        4
+    """
+
+    stride: int = 4
+    keypoint_scale_px: float = 32.0
+    peak_threshold: float = 0.3
+    max_detections: int = 40
+    nms_kernel: int = 3
+    divisible_by: int = 32
+    hu_window: tuple[float, float] = (-1000.0, 2000.0)
+    hu_scale: float = 1000.0
+    min_row_distance_px: float = 8.0
+
+    def __post_init__(self) -> None:
+        if int(self.stride) < 1:
+            raise ValueError(f"stride must be >= 1, got {self.stride}")
+        if not self.keypoint_scale_px > 0:
+            raise ValueError(f"keypoint_scale_px must be positive, got {self.keypoint_scale_px}")
+        if not 0.0 <= self.peak_threshold <= 1.0:
+            raise ValueError(f"peak_threshold must be in [0, 1], got {self.peak_threshold}")
+        if int(self.max_detections) < 1:
+            raise ValueError(f"max_detections must be >= 1, got {self.max_detections}")
+        if int(self.nms_kernel) < 1 or int(self.nms_kernel) % 2 == 0:
+            raise ValueError(f"nms_kernel must be odd and >= 1, got {self.nms_kernel}")
+        if len(self.hu_window) != 2 or not self.hu_window[0] < self.hu_window[1]:
+            raise ValueError(f"hu_window must be (low, high) with low < high, got {self.hu_window}")
+        if not self.hu_scale > 0:
+            raise ValueError(f"hu_scale must be positive, got {self.hu_scale}")
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> DetectorConfig:
+        """Read ``model_repository/vertebra_detector_2d/spinevcf.json``.
+
+        :data:`REQUIRED_KEYS` are required; other fields of this class override their
+        defaults when present; unknown keys are ignored.
+
+        Raises:
+            ModelError: missing file, bad JSON, missing key or invalid value.
+        """
+        try:
+            data = json.loads(Path(path).read_text())
+        except FileNotFoundError as exc:
+            raise ModelError(f"model parameter file not found: {path}") from exc
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ModelError(f"cannot read model parameter file {path}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ModelError(f"{path}: expected a JSON object")
+        missing = [k for k in REQUIRED_KEYS if k not in data]
+        if missing:
+            raise ModelError(f"{path}: missing key(s) {', '.join(missing)}")
+        names = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in names}
+        if "hu_window" in kwargs:
+            kwargs["hu_window"] = tuple(float(x) for x in kwargs["hu_window"])
+        try:
+            return cls(**kwargs)
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"{path}: invalid detector parameters: {exc}") from exc
+
+
+@dataclass(frozen=True, eq=False)
+class Detection:
+    """One detected vertebral body in CPR pixel coordinates.
+
+    Attributes:
+        score: heatmap value at the peak.
+        center_px: (row, col) centre in input pixels.
+        keypoints_px: (6, 2) (row, col) keypoints in :data:`KEYPOINT_NAMES` order.
+        level_probs: (24,) softmax over :data:`LEVELS` at the peak cell.
+        label: assigned level name, ``None`` before :func:`assign_levels`.
+    """
+
+    score: float
+    center_px: npt.NDArray[np.float64]
+    keypoints_px: npt.NDArray[np.float64]
+    level_probs: npt.NDArray[np.float64]
+    label: str | None = None
+    cell: tuple[int, int] = field(default=(-1, -1))
+
+    def __post_init__(self) -> None:
+        if np.shape(self.center_px) != (2,):
+            raise ValueError(f"center_px must be (2,), got {np.shape(self.center_px)}")
+        if np.shape(self.keypoints_px) != (_N_KEYPOINTS, 2):
+            raise ValueError(f"keypoints_px must be ({_N_KEYPOINTS}, 2), got {np.shape(self.keypoints_px)}")
+        if np.shape(self.level_probs) != (len(LEVELS),):
+            raise ValueError(f"level_probs must be ({len(LEVELS)},), got {np.shape(self.level_probs)}")
+        if self.label is not None and self.label not in LEVELS:
+            raise ValueError(f"label must be one of C1..L5 or None, got {self.label!r}")
+
+
+def preprocess_cpr(cpr: CPRImage, cfg: DetectorConfig) -> npt.NDArray[np.float32]:
+    """Detector input ``[1, 2, H, W]`` float32 from a CPR: clipped, scaled, padded.
+
+    Padding (only needed if the CPR was not made with ``pad_to`` a multiple of
+    ``cfg.divisible_by``) is appended at the bottom/right with the window's low value,
+    so pixel coordinates are unchanged.
+    """
+    img = np.asarray(cpr.image, dtype=np.float32)
+    if img.ndim != 3 or img.shape[0] != 2:
+        raise ValueError(f"CPR image must be (2, H, W), got {img.shape}")
+    lo, hi = cfg.hu_window
+    out = np.clip(img, lo, hi) * np.float32(1.0 / cfg.hu_scale)
+    m = int(cfg.divisible_by)
+    pad = ((0, 0), (0, (-out.shape[1]) % m), (0, (-out.shape[2]) % m))
+    if any(a for _, a in pad):
+        out = np.pad(out, pad, mode="constant", constant_values=lo / cfg.hu_scale)
+    return np.ascontiguousarray(out[None], dtype=np.float32)
+
+
+def _head(outputs: dict[str, npt.NDArray[Any]], name: str, channels: int) -> npt.NDArray[np.float64]:
+    if name not in outputs:
+        raise ValueError(f"detector outputs lack {name!r} (have {sorted(outputs)})")
+    a = np.asarray(outputs[name], dtype=np.float64)
+    if a.ndim == 3:
+        a = a[None]
+    if a.ndim != 4 or a.shape[0] != 1 or a.shape[1] != channels:
+        raise ValueError(f"output {name!r} must be [1, {channels}, h, w], got {np.shape(outputs[name])}")
+    return a[0]
+
+
+def _softmax(z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+def decode_detections(outputs: dict[str, npt.NDArray[Any]], cfg: DetectorConfig) -> list[Detection]:
+    """Detections from the detector outputs of one image (batch size 1).
+
+    Args:
+        outputs: ``heatmap``, ``offset``, ``keypoints``, ``level_logits`` as in the contract
+            (a missing batch axis is accepted).
+        cfg: decoding parameters.
+
+    Returns:
+        Detections sorted by centre row (cranial first), labels ``None``.
+
+    Raises:
+        ValueError: a missing output or a wrong shape.
+    """
+    heat = _head(outputs, "heatmap", 1)[0]
+    off = _head(outputs, "offset", 2)
+    kps = _head(outputs, "keypoints", 2 * _N_KEYPOINTS)
+    logits = _head(outputs, "level_logits", len(LEVELS))
+    for name, a in (("offset", off), ("keypoints", kps), ("level_logits", logits)):
+        if a.shape[1:] != heat.shape:
+            raise ValueError(f"output {name!r} has spatial shape {a.shape[1:]}, heatmap {heat.shape}")
+
+    pooled = ndimage.maximum_filter(heat, size=int(cfg.nms_kernel), mode="constant", cval=-np.inf)
+    peak = (heat >= pooled) & (heat >= cfg.peak_threshold)
+    ys, xs = np.nonzero(peak)
+    order = np.argsort(-heat[ys, xs], kind="stable")[: int(cfg.max_detections)]
+    ys, xs = ys[order], xs[order]
+
+    stride = float(cfg.stride)
+    kept: list[Detection] = []
+    for y, x in zip(ys.tolist(), xs.tolist(), strict=True):
+        center = np.array([(y + off[0, y, x]) * stride, (x + off[1, y, x]) * stride])
+        if any(abs(center[0] - d.center_px[0]) < cfg.min_row_distance_px for d in kept):
+            continue  # a weaker duplicate of a stronger peak
+        rel = kps[:, y, x].reshape(_N_KEYPOINTS, 2) * cfg.keypoint_scale_px
+        kept.append(
+            Detection(
+                score=float(heat[y, x]),
+                center_px=center,
+                keypoints_px=center[None, :] + rel,
+                level_probs=_softmax(logits[:, y, x]),
+                cell=(int(y), int(x)),
+            )
+        )
+    kept.sort(key=lambda d: float(d.center_px[0]))
+    log.debug("decoded %d detection(s) from %d peak(s)", len(kept), len(ys))
+    return kept
+
+
+def _large_gaps(rows: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+    """Per consecutive pair: is the row gap larger than GAP_RATIO times the local median gap?"""
+    gaps = np.diff(rows)
+    n = len(gaps)
+    out = np.zeros(n, dtype=bool)
+    if n < 2:
+        return out
+    for i in range(n):
+        lo, hi = max(0, i - _GAP_WINDOW), min(n, i + _GAP_WINDOW + 1)
+        others = np.r_[gaps[lo:i], gaps[i + 1 : hi]]
+        out[i] = gaps[i] > GAP_RATIO * float(np.median(others))
+    return out
+
+
+def assign_levels(detections: list[Detection]) -> list[Detection]:
+    """Label detections with strictly increasing, duplicate-free levels.
+
+    Detections are ordered by row. The labels ``L_i`` (indices into :data:`LEVELS`)
+    maximise ``sum_i log p_i(L_i)`` (``p_i`` = the detection's ``level_probs``, floored at
+    :data:`MIN_LOG_PROB`) subject to ``L_{i+1} - L_i = 1``, or ``L_{i+1} - L_i in {1, 2}``
+    where the row gap between the two is larger than :data:`GAP_RATIO` times the median of
+    the neighbouring gaps (one missed vertebra). Solved exactly by dynamic programming over
+    (detection, level); ties prefer the smaller label jump and then the smaller start.
+
+    With more detections than levels, the contiguous run of ``len(LEVELS)`` detections with
+    the highest total score is labelled and the others get ``None`` (logged as a warning).
+
+    Args:
+        detections: output of :func:`decode_detections` (any order).
+
+    Returns:
+        New :class:`Detection` objects, sorted by row, with ``label`` set.
+
+    Example:
+        >>> p1 = np.full(24, 0.01); p1[10] = 0.8  # says T4
+        >>> p2 = np.full(24, 0.01); p2[10] = 0.6; p2[11] = 0.3  # says T4, maybe T5
+        >>> d = [Detection(1.0, np.array([r, 30.0]), np.zeros((6, 2)), p) for r, p in ((40.0, p1), (60.0, p2))]
+        >>> [x.label for x in assign_levels(d)]  # no duplicate: T4 then T5
+        ['T4', 'T5']
+    """
+    dets = sorted(detections, key=lambda d: float(d.center_px[0]))
+    n, k = len(dets), len(LEVELS)
+    if n == 0:
+        return []
+    if n > k:
+        scores = np.array([d.score for d in dets])
+        best = int(np.argmax(np.convolve(scores, np.ones(k), mode="valid")))
+        log.warning("%d detections for %d levels: labelling rows %d-%d only", n, k, best, best + k - 1)
+        sub = assign_levels(dets[best : best + k])
+        return (
+            [replace(d, label=None) for d in dets[:best]]
+            + sub
+            + [replace(d, label=None) for d in dets[best + k :]]
+        )
+
+    logp = np.log(np.maximum(np.stack([d.level_probs for d in dets]), np.exp(MIN_LOG_PROB)))
+    rows = np.array([float(d.center_px[0]) for d in dets])
+    large = _large_gaps(rows)
+    score = np.full((n, k), -np.inf)
+    back = np.full((n, k), -1, dtype=int)
+    score[0] = logp[0]
+    for i in range(1, n):
+        jumps = (1, 2) if large[i - 1] else (1,)
+        for lab in range(k):
+            for j in jumps:  # smaller jump first: wins ties
+                prev = lab - j
+                if prev >= 0 and score[i - 1, prev] + logp[i, lab] > score[i, lab]:
+                    score[i, lab] = score[i - 1, prev] + logp[i, lab]
+                    back[i, lab] = prev
+    lab = int(np.argmax(score[-1]))
+    if not np.isfinite(score[-1, lab]):  # cannot happen for n <= k, kept as a guard
+        raise RuntimeError("no feasible level assignment")
+    labels = [lab]
+    for i in range(n - 1, 0, -1):
+        lab = int(back[i, lab])
+        labels.append(lab)
+    labels.reverse()
+    return [replace(d, label=LEVELS[lab]) for d, lab in zip(dets, labels, strict=True)]

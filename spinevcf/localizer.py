@@ -1,0 +1,239 @@
+"""Pre- and post-processing of the 3D spine localizer (``spine_localizer_3d``).
+
+The network itself runs in an inference backend; this module prepares its input on the
+localizer grid (:func:`spinevcf.geometry.resample.resample_to_grid`) and turns its
+``column_prob`` output into a :class:`~spinevcf.geometry.curve.SpineCurve`:
+
+1. threshold the probability and keep the largest 26-connected component (by
+   probability mass), so spurious blobs elsewhere do not bend the curve;
+2. per axial plane of the grid (axis 0), the probability-weighted centroid of the kept
+   voxels (sub-voxel accurate) and its mass;
+3. :meth:`SpineCurve.fit` through the centroids weighted by mass.
+
+Example:
+    >>> cfg = LocalizerConfig(spacing_mm=4.0)
+    >>> prob = np.zeros((8, 8, 8), np.float32)
+    >>> curve_from_probability(prob, np.eye(4), cfg) is None  # no spine in view
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from spinevcf.errors import ModelError
+from spinevcf.geometry.curve import SpineCurve
+from spinevcf.geometry.resample import AIR_HU, pad_to_multiple, resample_to_grid
+from spinevcf.volume import Volume
+
+__all__ = ["LocalizerConfig", "preprocess", "curve_from_probability", "column_centroids", "REQUIRED_KEYS"]
+
+log = logging.getLogger(__name__)
+
+#: Keys the model folder's spinevcf.json must provide.
+REQUIRED_KEYS: tuple[str, ...] = ("spacing_mm", "hu_window", "hu_scale", "divisible_by")
+
+
+@dataclass(frozen=True)
+class LocalizerConfig:
+    """Pre- and post-processing parameters of the spine localizer.
+
+    Attributes:
+        spacing_mm: isotropic grid spacing of the network input.
+        hu_window: HU clipping window ``(low, high)``.
+        hu_scale: divisor applied after clipping.
+        divisible_by: D, H, W of the input are padded to multiples of this.
+        probability_threshold: voxels at or above belong to the column.
+        min_column_voxels: fewer kept voxels than this means no spine in view.
+        min_column_planes: fewer axial planes with a centroid than this means no spine.
+        min_plane_mass: a plane needs at least this probability mass to give a centroid.
+        smoothing_mm: smoothing bandwidth of the curve fit.
+        extend_mm: linear extension of the curve at both ends (half an end vertebra).
+
+    Example:
+        >>> LocalizerConfig().spacing_mm
+        4.0
+    """
+
+    spacing_mm: float = 4.0
+    hu_window: tuple[float, float] = (-1000.0, 2000.0)
+    hu_scale: float = 1000.0
+    divisible_by: int = 16
+    probability_threshold: float = 0.5
+    min_column_voxels: int = 20
+    min_column_planes: int = 5
+    min_plane_mass: float = 0.5
+    smoothing_mm: float = 8.0
+    extend_mm: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.spacing_mm > 0:
+            raise ValueError(f"spacing_mm must be positive, got {self.spacing_mm}")
+        if len(self.hu_window) != 2 or not self.hu_window[0] < self.hu_window[1]:
+            raise ValueError(f"hu_window must be (low, high) with low < high, got {self.hu_window}")
+        if not self.hu_scale > 0:
+            raise ValueError(f"hu_scale must be positive, got {self.hu_scale}")
+        if int(self.divisible_by) < 1:
+            raise ValueError(f"divisible_by must be >= 1, got {self.divisible_by}")
+        if not 0.0 < self.probability_threshold < 1.0:
+            raise ValueError(f"probability_threshold must be in (0, 1), got {self.probability_threshold}")
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> LocalizerConfig:
+        """Read ``model_repository/spine_localizer_3d/spinevcf.json``.
+
+        The keys of :data:`REQUIRED_KEYS` are required; any other field of this class
+        present in the file overrides its default; unknown keys are ignored.
+
+        Raises:
+            ModelError: the file is missing, not JSON, lacks a key or has a bad value.
+        """
+        data = _read_json(path)
+        missing = [k for k in REQUIRED_KEYS if k not in data]
+        if missing:
+            raise ModelError(f"{path}: missing key(s) {', '.join(missing)}")
+        try:
+            return cls(**_known_fields(cls, data))
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"{path}: invalid localizer parameters: {exc}") from exc
+
+
+def _read_json(path: str | Path) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError as exc:
+        raise ModelError(f"model parameter file not found: {path}") from exc
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"cannot read model parameter file {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ModelError(f"{path}: expected a JSON object")
+    return data
+
+
+def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        log.debug("ignoring unknown parameter(s) %s", unknown)
+    out = {k: v for k, v in data.items() if k in names}
+    if "hu_window" in out:
+        out["hu_window"] = tuple(float(x) for x in out["hu_window"])
+    return out
+
+
+def preprocess(
+    volume: Volume, cfg: LocalizerConfig
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]:
+    """Network input for ``volume``: resampled, windowed, scaled and padded.
+
+    Args:
+        volume: the CT in HU.
+        cfg: localizer parameters.
+
+    Returns:
+        ``(image, grid_affine)``: float32 ``[1, 1, D, H, W]`` (D, H, W multiples of
+        ``cfg.divisible_by``, padded at the ends with air) and the 4x4 grid affine
+        (valid for the padded array too, since padding is only appended).
+    """
+    arr, affine = resample_to_grid(volume, cfg.spacing_mm, order=1, antialias=True, fill_hu=AIR_HU)
+    lo, hi = cfg.hu_window
+    np.clip(arr, lo, hi, out=arr)
+    arr *= np.float32(1.0 / cfg.hu_scale)
+    pad_value = float(np.clip(AIR_HU, lo, hi)) / cfg.hu_scale
+    arr, _ = pad_to_multiple(arr, int(cfg.divisible_by), pad_value)
+    return np.ascontiguousarray(arr[None, None], dtype=np.float32), affine
+
+
+def _squeeze3(prob: npt.ArrayLike) -> npt.NDArray[np.float32]:
+    p = np.asarray(prob, dtype=np.float32)
+    while p.ndim > 3 and p.shape[0] == 1:
+        p = p[0]
+    if p.ndim != 3:
+        raise ValueError(f"prob must be (D, H, W), got shape {np.shape(prob)}")
+    return p
+
+
+def _largest_component(p: npt.NDArray[np.float32], threshold: float) -> npt.NDArray[np.bool_]:
+    """Mask of the 26-connected component above ``threshold`` with the largest mass."""
+    mask = p >= threshold
+    if not mask.any():
+        return mask
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
+    if n > 1:
+        masses = ndimage.sum_labels(p, labels, index=np.arange(1, n + 1))
+        keep = int(np.argmax(masses)) + 1
+        log.debug("column: kept component %d of %d (mass %.1f of %.1f)", keep, n, masses.max(), masses.sum())
+        mask = labels == keep
+    return mask
+
+
+def column_centroids(
+    prob: npt.ArrayLike, grid_affine: npt.ArrayLike, cfg: LocalizerConfig
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Per-axial-plane probability-weighted centroids of the column (steps 1-2).
+
+    Args:
+        prob: (D, H, W) probabilities on the localizer grid (a leading ``[1, 1]`` is accepted).
+        grid_affine: 4x4 grid-index-to-LPS affine.
+        cfg: localizer parameters.
+
+    Returns:
+        ``(points_lps (K, 3), mass (K,))``, one row per plane with enough mass; empty
+        arrays when nothing passes the threshold.
+    """
+    p = _squeeze3(prob)
+    aff = np.asarray(grid_affine, dtype=np.float64)
+    if aff.shape != (4, 4):
+        raise ValueError(f"grid_affine must be 4x4, got {aff.shape}")
+    empty = np.zeros((0, 3)), np.zeros(0)
+    mask = _largest_component(p, cfg.probability_threshold)
+    if not mask.any():
+        return empty
+    w = np.where(mask, p, 0.0).astype(np.float64)
+    mass = w.sum(axis=(1, 2))
+    jj = np.arange(p.shape[1], dtype=np.float64)
+    kk = np.arange(p.shape[2], dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cj = (w.sum(axis=2) * jj[None, :]).sum(axis=1) / mass
+        ck = (w.sum(axis=1) * kk[None, :]).sum(axis=1) / mass
+    planes = np.nonzero(mass >= cfg.min_plane_mass)[0]
+    if planes.size == 0:
+        return empty
+    idx = np.stack([planes.astype(np.float64), cj[planes], ck[planes]], axis=1)
+    pts = idx @ aff[:3, :3].T + aff[:3, 3]
+    return pts, mass[planes]
+
+
+def curve_from_probability(
+    prob: npt.ArrayLike, grid_affine: npt.ArrayLike, cfg: LocalizerConfig
+) -> SpineCurve | None:
+    """Fit the spine curve to the localizer output.
+
+    Args:
+        prob: (D, H, W) (or ``[1, 1, D, H, W]``) column probability on the localizer grid,
+            possibly padded at the ends.
+        grid_affine: 4x4 grid-index-to-LPS affine from :func:`preprocess`.
+        cfg: localizer parameters.
+
+    Returns:
+        The curve (``s`` increasing caudally), or ``None`` when too little column is
+        found (fewer than ``cfg.min_column_voxels`` voxels or ``cfg.min_column_planes``
+        planes): no spine in view.
+    """
+    p = _squeeze3(prob)
+    pts, mass = column_centroids(p, grid_affine, cfg)
+    n_voxels = int(_largest_component(p, cfg.probability_threshold).sum())
+    if len(pts) < cfg.min_column_planes or n_voxels < cfg.min_column_voxels:
+        log.info("no spine column found (%d planes, %d voxels above threshold)", len(pts), n_voxels)
+        return None
+    curve = SpineCurve.fit(pts, mass, smoothing_mm=cfg.smoothing_mm, extend_mm=cfg.extend_mm)
+    log.debug("spine curve: %s from %d planes", curve, len(pts))
+    return curve

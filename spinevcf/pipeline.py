@@ -1,0 +1,180 @@
+"""The spinevcf pipeline: volume -> spine curve -> CPR -> detections -> graded findings.
+
+This is the algorithm the MONAI Deploy operators call stage by stage, and what
+``spinevcf run`` and the benchmark call in-process. Models are loaded once per
+:class:`Pipeline`; their preprocessing parameters come from the model folders
+(``spinevcf.json``), never from code.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from spinevcf import __version__
+from spinevcf.detector import Detection, DetectorConfig, assign_levels, decode_detections, preprocess_cpr
+from spinevcf.errors import ModelError
+from spinevcf.geometry.cpr import CPRImage, make_cpr
+from spinevcf.geometry.curve import SpineCurve
+from spinevcf.grading import grade_column, patient_probability
+from spinevcf.inference.base import DETECTOR_MODEL, LOCALIZER_MODEL, InferenceBackend
+from spinevcf.inference.factory import make_backend
+from spinevcf.inference.onnx_backend import load_model_config
+from spinevcf.localizer import LocalizerConfig, curve_from_probability
+from spinevcf.localizer import preprocess as localizer_preprocess
+from spinevcf.schema import LEVELS, StudyRecord, VertebraRecord
+from spinevcf.volume import Volume
+
+__all__ = ["Pipeline", "PipelineResult", "default_model_repository", "NO_SPINE_MESSAGE"]
+
+log = logging.getLogger(__name__)
+
+NO_SPINE_MESSAGE = "no vertebral body found in the field of view"
+
+
+def default_model_repository() -> Path:
+    """The repository's ``model_repository/`` (resolved at call time, not import time)."""
+    return Path(__file__).resolve().parent.parent / "model_repository"
+
+
+@dataclass
+class PipelineResult:
+    """What one study gives: the findings, the CPR they were read on, stage timings."""
+
+    record: StudyRecord
+    cpr: CPRImage | None
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+class Pipeline:
+    """The two-step method with its models loaded once.
+
+    Args:
+        model_repository: folder with ``spine_localizer_3d/`` and ``vertebra_detector_2d/``
+            (each ``config.pbtxt``, ``1/model.onnx``, ``spinevcf.json``).
+        triton_url: ``HOST:PORT`` of a Triton server; ``None`` runs the ONNX models
+            in-process with ONNX Runtime.
+        triton_protocol: ``"grpc"`` (default) or ``"http"``.
+        backend: an explicit backend (tests); overrides ``triton_url``.
+
+    Example:
+        >>> pipe = Pipeline(default_model_repository())  # doctest: +SKIP
+        >>> result = pipe.run(volume)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model_repository: Path | str | None = None,
+        *,
+        triton_url: str | None = None,
+        triton_protocol: str = "grpc",
+        backend: InferenceBackend | None = None,
+    ) -> None:
+        repo = Path(model_repository) if model_repository is not None else default_model_repository()
+        if not repo.is_dir():
+            raise ModelError(f"model repository not found: {repo}")
+        self.model_repository = repo
+        self.localizer_config = LocalizerConfig.from_dict(load_model_config(repo, LOCALIZER_MODEL))
+        self.detector_config = DetectorConfig.from_dict(load_model_config(repo, DETECTOR_MODEL))
+        self.backend = backend or make_backend(repo, triton_url=triton_url, protocol=triton_protocol)
+        self.model_version = f"spinevcf {__version__}"
+
+    # -- stages -------------------------------------------------------------------------
+    def localize(self, volume: Volume) -> SpineCurve | None:
+        """Find the vertebral column; ``None`` when no spine is in view."""
+        x, grid_affine = localizer_preprocess(volume, self.localizer_config)
+        out = self.backend.infer(LOCALIZER_MODEL, {"image": x})
+        prob = out["column_prob"][0, 0]
+        return curve_from_probability(prob, grid_affine, self.localizer_config)
+
+    def reformat(self, volume: Volume, curve: SpineCurve) -> CPRImage:
+        """Straighten the CT along ``curve``."""
+        return make_cpr(volume, curve, **self.detector_config.cpr_kwargs())
+
+    def detect(self, cpr: CPRImage) -> list[Detection]:
+        """Detect vertebral bodies and their keypoints on the CPR; name their levels."""
+        x = preprocess_cpr(cpr, self.detector_config)
+        out = self.backend.infer(DETECTOR_MODEL, {"image": x})
+        dets = decode_detections(out, self.detector_config)
+        # Keep detections on the real image, not the padding at the bottom.
+        dets = [d for d in dets if d.center_px[0] < cpr.valid_rows]
+        return assign_levels(dets)
+
+    def grade(self, volume: Volume, cpr: CPRImage | None, detections: list[Detection]) -> StudyRecord:
+        """Measure heights in 3D, grade each vertebra and the patient."""
+        info = volume.info
+        if cpr is None or not detections:
+            return StudyRecord(
+                study_instance_uid=info.study_instance_uid,
+                series_instance_uid=info.series_instance_uid,
+                vertebrae=[],
+                patient_fractured=False,
+                patient_fracture_probability=0.0,
+                model_version=self.model_version,
+                status="no_spine",
+                message=NO_SPINE_MESSAGE,
+            )
+        labels = [d.label or LEVELS[int(np.argmax(d.level_probs))] for d in detections]
+        kps_lps = [cpr.pixel_to_lps(d.keypoints_px) for d in detections]
+        from spinevcf.grading import heights_from_keypoints
+
+        heights = [heights_from_keypoints(k) for k in kps_lps]
+        cal = self.detector_config.calibration
+        grades = grade_column(labels, heights, center=cal[0], scale=cal[1])
+        vertebrae = [
+            VertebraRecord(
+                label=lab,
+                keypoints_lps_mm=kp.tolist(),
+                heights_mm={k: round(v, 3) for k, v in g.heights_mm.items()},
+                genant_grade=g.genant_grade,
+                deformity=g.deformity,
+                fracture_probability=round(g.fracture_probability, 4),
+                detection_score=round(float(d.score), 4),
+                height_reductions_pct={k: round(100 * v, 2) for k, v in g.reductions.items()},
+                cpr_keypoints_px=np.asarray(d.keypoints_px).round(3).tolist(),
+            )
+            for lab, kp, g, d in zip(labels, kps_lps, grades, detections, strict=True)
+        ]
+        p_patient = patient_probability([v.fracture_probability for v in vertebrae])
+        return StudyRecord(
+            study_instance_uid=info.study_instance_uid,
+            series_instance_uid=info.series_instance_uid,
+            vertebrae=vertebrae,
+            patient_fractured=any(v.genant_grade >= 1 for v in vertebrae),
+            patient_fracture_probability=round(p_patient, 4),
+            model_version=self.model_version,
+        )
+
+    def run(self, volume: Volume) -> PipelineResult:
+        """All stages on one volume, with per-stage wall times."""
+        timings: dict[str, float] = {}
+        t = time.perf_counter()
+        curve = self.localize(volume)
+        timings["localize"] = time.perf_counter() - t
+        cpr: CPRImage | None = None
+        detections: list[Detection] = []
+        if curve is not None:
+            t = time.perf_counter()
+            cpr = self.reformat(volume, curve)
+            timings["cpr"] = time.perf_counter() - t
+            t = time.perf_counter()
+            detections = self.detect(cpr)
+            timings["detect"] = time.perf_counter() - t
+        t = time.perf_counter()
+        record = self.grade(volume, cpr, detections)
+        timings["grade"] = time.perf_counter() - t
+        record.timings_s = dict(timings)
+        log.info("study processed: %d vertebrae, stages %s", len(record.vertebrae), _fmt(timings))
+        return PipelineResult(record=record, cpr=cpr, timings_s=timings)
+
+    def close(self) -> None:
+        """Release model sessions / server connections."""
+        self.backend.close()
+
+
+def _fmt(timings: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.3f}s" for k, v in timings.items())

@@ -1,0 +1,519 @@
+"""DICOM Structured Report (TID 1500 Measurement Report) of the spinevcf findings.
+
+The SR is a Comprehensive 3D SR built with highdicom. Its content tree is
+(``docs/sr.md`` shows it as dsrdump prints it):
+
+* TID 1500 Imaging Measurement Report: language, observer context (device =
+  the spinevcf algorithm), procedure reported;
+* one TID 1501 Measurement and Qualitative Evaluation Group per vertebral body
+  (tracking identifier "<level> vertebral body" + tracking UID, finding type
+  vertebral body, finding site = the vertebra's SNOMED CT code, TID 4019
+  algorithm identification) holding:
+
+  * three TID 300 Height measurements (DCM 121207, mm) whose finding site
+    carries the topographical modifier Anterior / Central / Posterior; each is
+    INFERRED FROM two SCOORD3D POINTs, its superior and inferior endplate
+    keypoints, in the CT's frame of reference (private concept names
+    ``99SPINEVCF SPV051..SPV056``);
+  * the height reductions (wedge / biconcave / crush, %) and the vertebral
+    fracture probability (UCUM "1");
+  * qualitative evaluations: Genant grade (private), deformity type (private)
+    and, for grades 1-3, the standard severity Mild / Moderate / Severe;
+
+* one patient-level TID 1501 group: number of vertebral bodies evaluated,
+  number of fractured vertebrae (Genant grade >= 1), patient fracture
+  probability, "Vertebral body detected" (Yes/No) and "Any vertebral fracture"
+  (Yes/No). A study in which no vertebral body was found gets only this group,
+  with 0 evaluated and "Vertebral body detected" = No.
+
+Every measurement and group carries the TID 4019 Algorithm Identification.
+Patient and study attributes are copied by highdicom from the source CT header;
+every instance of the evaluated series is listed in the Current Requested
+Procedure Evidence Sequence.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import highdicom as hd
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
+from pydicom.uid import generate_uid
+
+from spinevcf._version import __version__
+from spinevcf.grading import GRADE_THRESHOLDS
+from spinevcf.report import codes as C
+from spinevcf.schema import KEYPOINT_NAMES, StudyRecord, VertebraRecord
+
+__all__ = [
+    "ALGORITHM_NAME",
+    "SR_SERIES_NUMBER",
+    "SR_SERIES_DESCRIPTION",
+    "UID_PATTERN",
+    "build_sr",
+    "read_sr_measurements",
+    "read_sr_patient_findings",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Name of the algorithm in TID 4019 and of the observer device.
+ALGORITHM_NAME: Final = "spinevcf"
+#: Default series number of the SR series.
+SR_SERIES_NUMBER: Final = 9901
+SR_SERIES_DESCRIPTION: Final = "spinevcf vertebral fracture SR (research use)"
+#: A DICOM UID: digits and dots, at most 64 characters (PS3.5 9.1).
+UID_PATTERN: Final = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+_UID_MAX_LEN: Final = 64
+
+#: Height key -> (superior keypoint, inferior keypoint) that define it.
+_HEIGHT_KEYPOINTS: Final = {
+    "anterior": ("anterior_superior", "anterior_inferior"),
+    "middle": ("middle_superior", "middle_inferior"),
+    "posterior": ("posterior_superior", "posterior_inferior"),
+}
+_PATIENT_TRACKING_ID: Final = "Patient-level vertebral fracture assessment"
+# Patient/study attributes highdicom reads from the first evidence item (type 2 in the SR IOD).
+_TYPE2_PATIENT_STUDY: Final = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "AccessionNumber",
+    "StudyID",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+)
+_COPIED_FOR_EVIDENCE: Final = (
+    *_TYPE2_PATIENT_STUDY,
+    "SpecificCharacterSet",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "SOPClassUID",
+    "Modality",
+)
+
+
+def _check_uid(uid: str, what: str) -> str:
+    uid = str(uid)
+    if len(uid) > _UID_MAX_LEN or not UID_PATTERN.match(uid):
+        raise ValueError(f"{what} is not a valid DICOM UID (digits and dots, at most 64 characters)")
+    return uid
+
+
+def _same(a: Code | hd.sr.CodedConcept | None, b: Code) -> bool:
+    return a is not None and a.value == b.value and a.scheme_designator == b.scheme_designator
+
+
+def _algorithm_id(version: str) -> hd.sr.AlgorithmIdentification:
+    """TID 4019 Algorithm Identification with the grading parameters."""
+    thresholds = ",".join(f"{t:.2f}" for t in GRADE_THRESHOLDS)
+    return hd.sr.AlgorithmIdentification(
+        name=ALGORITHM_NAME,
+        version=version,
+        parameters=[f"genant_thresholds={thresholds}", "method=Zakharov2023-CPR-keypoints"],
+    )
+
+
+def _prepare_source(source: Dataset) -> Dataset:
+    """Validate the source CT header and return a copy with the type 2 attributes present."""
+    if not isinstance(source, Dataset):
+        raise TypeError(f"source must be a pydicom Dataset, got {type(source).__name__}")
+    for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPClassUID", "FrameOfReferenceUID"):
+        if keyword not in source or not str(getattr(source, keyword)).strip():
+            raise ValueError(f"source header lacks {keyword}")
+        _check_uid(str(getattr(source, keyword)), f"source {keyword}")
+    src = Dataset()
+    for keyword in _COPIED_FOR_EVIDENCE:
+        if keyword in source:
+            setattr(src, keyword, getattr(source, keyword))
+        elif keyword in _TYPE2_PATIENT_STUDY:
+            setattr(src, keyword, None)
+    src.SOPInstanceUID = source.get("SOPInstanceUID", "")
+    return src
+
+
+def _evidence(src: Dataset, uids: Sequence[str]) -> list[Dataset]:
+    """One minimal header per referenced instance of the evaluated series."""
+    if not uids:
+        if not str(src.SOPInstanceUID):
+            raise ValueError(
+                "no referenced_sop_instance_uids given and the source header has no SOPInstanceUID"
+            )
+        uids = [str(src.SOPInstanceUID)]
+    out: list[Dataset] = []
+    seen: set[str] = set()
+    for i, uid in enumerate(uids):
+        uid = _check_uid(uid, f"referenced_sop_instance_uids[{i}]")
+        if uid in seen:
+            continue
+        seen.add(uid)
+        ds = copy.deepcopy(src)  # Dataset.update would share (and so overwrite) the UID element
+        ds.SOPInstanceUID = uid
+        out.append(ds)
+    return out
+
+
+def _vertebra_group(
+    v: VertebraRecord, frame_of_reference_uid: str, algo: hd.sr.AlgorithmIdentification
+) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    """TID 1501 group of one vertebral body."""
+    level_code = C.LEVEL_CODES[v.label]
+    kp = {name: v.keypoints[i] for i, name in enumerate(KEYPOINT_NAMES)}
+    measurements: list[hd.sr.Measurement] = []
+    for key, modifier in C.HEIGHT_MODIFIERS.items():
+        if key not in v.heights_mm:
+            raise ValueError(f"vertebra {v.label}: heights_mm lacks {key!r}")
+        sup, inf = _HEIGHT_KEYPOINTS[key]
+        coords = [
+            hd.sr.CoordinatesForMeasurement3D(
+                graphic_type=hd.sr.GraphicTypeValues3D.POINT,
+                graphic_data=np.asarray([kp[name]], dtype=np.float64),
+                frame_of_reference_uid=frame_of_reference_uid,
+                purpose=C.KEYPOINT_CODES[name],
+            )
+            for name in (sup, inf)
+        ]
+        measurements.append(
+            hd.sr.Measurement(
+                name=C.HEIGHT,
+                value=float(v.heights_mm[key]),
+                unit=C.UNIT_MM,
+                algorithm_id=algo,
+                finding_sites=[hd.sr.FindingSite(level_code, topographical_modifier=modifier)],
+                referenced_coordinates=coords,
+            )
+        )
+    for key, pct in (v.height_reductions_pct or {}).items():
+        if key not in C.HEIGHT_REDUCTION_CODES:
+            raise ValueError(
+                f"vertebra {v.label}: unknown height reduction {key!r}; "
+                f"expected one of {sorted(C.HEIGHT_REDUCTION_CODES)}"
+            )
+        measurements.append(
+            hd.sr.Measurement(
+                name=C.HEIGHT_REDUCTION_CODES[key], value=float(pct), unit=C.UNIT_PERCENT, algorithm_id=algo
+            )
+        )
+    if v.fracture_probability is not None:
+        measurements.append(
+            hd.sr.Measurement(
+                name=C.VERTEBRAL_FRACTURE_PROBABILITY,
+                value=float(v.fracture_probability),
+                unit=C.UNIT_NO_UNITS,
+                algorithm_id=algo,
+            )
+        )
+    evaluations = [
+        hd.sr.QualitativeEvaluation(C.GENANT_GRADE, C.GENANT_GRADE_VALUES[v.genant_grade]),
+        hd.sr.QualitativeEvaluation(C.DEFORMITY_TYPE, C.DEFORMITY_VALUES[v.deformity]),
+    ]
+    if v.genant_grade in C.GRADE_SEVERITY:
+        evaluations.append(hd.sr.QualitativeEvaluation(C.SEVERITY, C.GRADE_SEVERITY[v.genant_grade]))
+    return hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=generate_uid(), identifier=f"{v.label} vertebral body"
+        ),
+        finding_type=C.VERTEBRAL_BODY,
+        algorithm_id=algo,
+        finding_sites=[hd.sr.FindingSite(level_code)],
+        measurements=measurements,
+        qualitative_evaluations=evaluations,
+    )
+
+
+def _patient_group(
+    record: StudyRecord, algo: hd.sr.AlgorithmIdentification
+) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    """TID 1501 patient-level group (also the only group when no vertebra was found)."""
+    n_eval = len(record.vertebrae)
+    n_frac = sum(1 for v in record.vertebrae if v.genant_grade >= 1)
+    fractured = record.patient_fractured if record.patient_fractured is not None else n_frac > 0
+    measurements = [
+        hd.sr.Measurement(C.NUMBER_OF_VERTEBRAE_EVALUATED, n_eval, C.UNIT_NO_UNITS, algorithm_id=algo),
+        hd.sr.Measurement(C.NUMBER_OF_FRACTURED_VERTEBRAE, n_frac, C.UNIT_NO_UNITS, algorithm_id=algo),
+    ]
+    if record.patient_fracture_probability is not None:
+        measurements.append(
+            hd.sr.Measurement(
+                C.PATIENT_FRACTURE_PROBABILITY,
+                float(record.patient_fracture_probability),
+                C.UNIT_NO_UNITS,
+                algorithm_id=algo,
+            )
+        )
+    evaluations = [
+        hd.sr.QualitativeEvaluation(C.VERTEBRAL_BODY_DETECTED, C.YES if n_eval else C.NO),
+        hd.sr.QualitativeEvaluation(C.ANY_VERTEBRAL_FRACTURE, C.YES if fractured else C.NO),
+    ]
+    return hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier=_PATIENT_TRACKING_ID),
+        finding_type=C.VERTEBRAL_FRACTURE_ASSESSMENT,
+        algorithm_id=algo,
+        finding_sites=[hd.sr.FindingSite(C.SPINE)],
+        measurements=measurements,
+        qualitative_evaluations=evaluations,
+    )
+
+
+def build_sr(
+    record: StudyRecord,
+    source: Dataset,
+    *,
+    referenced_sop_instance_uids: Sequence[str] = (),
+    series_number: int = SR_SERIES_NUMBER,
+    instance_number: int = 1,
+    algorithm_version: str = __version__,
+    manufacturer: str = ALGORITHM_NAME,
+    series_instance_uid: str | None = None,
+    sop_instance_uid: str | None = None,
+) -> hd.sr.Comprehensive3DSR:
+    """Build the TID 1500 Measurement Report of a study as a Comprehensive 3D SR.
+
+    Args:
+        record: the study's findings (vertebrae cranial to caudal).
+        source: one CT slice header of the evaluated series
+            (``volume.info.dataset``); patient, study and frame of reference
+            are taken from it. It is not modified.
+        referenced_sop_instance_uids: SOP Instance UIDs of every slice of the
+            evaluated series, recorded as evidence; empty = the source slice only.
+        series_number: Series Number of the new SR series.
+        instance_number: Instance Number of the SR.
+        algorithm_version: version recorded in TID 4019 and the observer device.
+        manufacturer: Manufacturer of the SR and of the observer device.
+        series_instance_uid: UID of the new series (generated when ``None``).
+        sop_instance_uid: UID of the SR instance (generated when ``None``).
+
+    Returns:
+        The SR dataset, ready for ``save_as``.
+
+    Raises:
+        TypeError: ``source`` is not a pydicom Dataset.
+        ValueError: a required attribute is missing, a UID is malformed, the
+            record belongs to another study or series, or a vertebra lacks a height.
+
+    Example:
+        >>> sr = build_sr(record, volume.info.dataset,
+        ...               referenced_sop_instance_uids=volume.info.sop_instance_uids)  # doctest: +SKIP
+        >>> sr.save_as(out / "spine_sr.dcm")  # doctest: +SKIP
+    """
+    if not isinstance(record, StudyRecord):
+        raise TypeError(f"record must be a StudyRecord, got {type(record).__name__}")
+    src = _prepare_source(source)
+    if record.study_instance_uid and record.study_instance_uid != str(src.StudyInstanceUID):
+        raise ValueError("record.study_instance_uid differs from the source header's StudyInstanceUID")
+    if record.series_instance_uid and record.series_instance_uid != str(src.SeriesInstanceUID):
+        raise ValueError("record.series_instance_uid differs from the source header's SeriesInstanceUID")
+    labels = [v.label for v in record.vertebrae]
+    if len(set(labels)) != len(labels):
+        raise ValueError("record lists a vertebral level more than once")
+    for_uid = str(source.FrameOfReferenceUID)
+    algo = _algorithm_id(algorithm_version)
+
+    groups = [_vertebra_group(v, for_uid, algo) for v in record.vertebrae]
+    groups.append(_patient_group(record, algo))
+    device = hd.sr.DeviceObserverIdentifyingAttributes(
+        uid=generate_uid(entropy_srcs=[ALGORITHM_NAME, algorithm_version]),
+        name=ALGORITHM_NAME,
+        manufacturer_name=manufacturer,
+        model_name=f"{ALGORITHM_NAME} {algorithm_version}",
+    )
+    context = hd.sr.ObservationContext(
+        observer_device_context=hd.sr.ObserverContext(
+            observer_type=codes.DCM.Device, observer_identifying_attributes=device
+        )
+    )
+    report = hd.sr.MeasurementReport(
+        observation_context=context,
+        procedure_reported=C.PROCEDURE_CT,
+        imaging_measurements=groups,
+        title=C.IMAGING_MEASUREMENT_REPORT,
+        language_of_content_item_and_descendants=hd.sr.LanguageOfContentItemAndDescendants(
+            hd.sr.CodedConcept("en-US", "RFC5646", "English (United States)")
+        ),
+    )
+    sr = hd.sr.Comprehensive3DSR(
+        evidence=_evidence(src, referenced_sop_instance_uids),
+        content=report[0],
+        series_instance_uid=_check_uid(series_instance_uid, "series_instance_uid")
+        if series_instance_uid
+        else generate_uid(),
+        series_number=series_number,
+        sop_instance_uid=_check_uid(sop_instance_uid, "sop_instance_uid")
+        if sop_instance_uid
+        else generate_uid(),
+        instance_number=instance_number,
+        manufacturer=manufacturer,
+        is_complete=True,
+        series_description=SR_SERIES_DESCRIPTION,
+    )
+    sr.CodingSchemeIdentificationSequence = [C.coding_scheme_identification()]
+    logger.info(
+        "built measurement report: %d vertebral bodies, %d evidence instances",
+        len(record.vertebrae),
+        len(referenced_sop_instance_uids) or 1,
+    )
+    return sr
+
+
+# --------------------------------------------------------------------------- reading back
+def _load_report(path: str | Path | Dataset) -> hd.sr.MeasurementReport:
+    sr = path if isinstance(path, Dataset) else hd.sr.srread(path)
+    if not isinstance(sr, hd.sr.Comprehensive3DSR):
+        sr = hd.sr.Comprehensive3DSR.from_dataset(sr)
+    content = sr.content
+    if not isinstance(content, hd.sr.MeasurementReport):
+        raise ValueError("the SR does not hold a TID 1500 Measurement Report")
+    return content
+
+
+def _lookup(code: hd.sr.CodedConcept, table: dict[Any, Code] | Any, what: str) -> Any:
+    for key, candidate in table.items():
+        if _same(code, candidate):
+            return key
+    raise ValueError(f"unexpected {what} code {code.value} ({code.scheme_designator})")
+
+
+def _evaluation_values(
+    group: hd.sr.MeasurementsAndQualitativeEvaluations, name: Code
+) -> list[hd.sr.CodedConcept]:
+    values: list[hd.sr.CodedConcept] = []
+    for evaluation in group.get_qualitative_evaluations(name=name):
+        value = evaluation.value
+        if not isinstance(value, hd.sr.CodedConcept):
+            raise ValueError(f"{name.meaning!r} evaluation does not hold a code")
+        values.append(value)
+    return values
+
+
+def _single_evaluation(group: hd.sr.MeasurementsAndQualitativeEvaluations, name: Code) -> hd.sr.CodedConcept:
+    found = _evaluation_values(group, name)
+    if len(found) != 1:
+        raise ValueError(f"expected one {name.meaning!r} evaluation, found {len(found)}")
+    return found[0]
+
+
+def _single_value(group: hd.sr.MeasurementsAndQualitativeEvaluations, name: Code) -> float | None:
+    found = group.get_measurements(name=name)
+    if len(found) > 1:
+        raise ValueError(f"expected at most one {name.meaning!r} measurement, found {len(found)}")
+    return float(found[0].value) if found else None
+
+
+def _read_vertebra(group: hd.sr.MeasurementsAndQualitativeEvaluations) -> tuple[str, dict[str, Any]]:
+    sites = group.finding_sites
+    if len(sites) != 1:
+        raise ValueError("a vertebral body group must have exactly one finding site")
+    level = _lookup(sites[0].value, dict(C.LEVEL_CODES), "vertebral level")
+    heights: dict[str, float] = {}
+    keypoints: dict[str, list[float]] = {}
+    for m in group.get_measurements(name=C.HEIGHT):
+        if not _same(m.unit, C.UNIT_MM):
+            raise ValueError(f"{level}: height unit is not mm")
+        modifiers = [fs.topographical_modifier for fs in m.finding_sites]
+        if len(modifiers) != 1 or modifiers[0] is None:
+            raise ValueError(f"{level}: a height lacks its topographical modifier")
+        key = _lookup(modifiers[0], dict(C.HEIGHT_MODIFIERS), "height modifier")
+        heights[key] = float(m.value)
+        for coord in m.referenced_coordinates:
+            name = _lookup(coord.name, dict(C.KEYPOINT_CODES), "keypoint")
+            keypoints[name] = [float(x) for x in np.asarray(coord.value, dtype=np.float64).reshape(-1, 3)[0]]
+    reductions = {
+        key: value
+        for key, code in C.HEIGHT_REDUCTION_CODES.items()
+        if (value := _single_value(group, code)) is not None
+    }
+    severity = [value.meaning for value in _evaluation_values(group, C.SEVERITY)]
+    missing = [n for n in KEYPOINT_NAMES if n not in keypoints]
+    if missing:
+        raise ValueError(f"{level}: keypoints missing: {missing}")
+    return level, {
+        "tracking_identifier": group.tracking_identifier,
+        "tracking_uid": str(group.tracking_uid),
+        "heights_mm": heights,
+        "height_reductions_pct": reductions or None,
+        "genant_grade": _lookup(
+            _single_evaluation(group, C.GENANT_GRADE), dict(C.GENANT_GRADE_VALUES), "grade"
+        ),
+        "deformity": _lookup(
+            _single_evaluation(group, C.DEFORMITY_TYPE), dict(C.DEFORMITY_VALUES), "deformity"
+        ),
+        "severity": severity[0] if severity else None,
+        "fracture_probability": _single_value(group, C.VERTEBRAL_FRACTURE_PROBABILITY),
+        "keypoints_lps_mm": [keypoints[n] for n in KEYPOINT_NAMES],
+    }
+
+
+def _split_groups(
+    report: hd.sr.MeasurementReport,
+) -> tuple[list[hd.sr.MeasurementsAndQualitativeEvaluations], hd.sr.MeasurementsAndQualitativeEvaluations]:
+    vertebrae, patient = [], []
+    for group in report.get_image_measurement_groups():
+        if _same(group.finding_type, C.VERTEBRAL_FRACTURE_ASSESSMENT):
+            patient.append(group)
+        elif _same(group.finding_type, C.VERTEBRAL_BODY):
+            vertebrae.append(group)
+    if len(patient) != 1:
+        raise ValueError(f"expected one patient-level group, found {len(patient)}")
+    return vertebrae, patient[0]
+
+
+def read_sr_measurements(path: str | Path | Dataset) -> dict[str, dict[str, Any]]:
+    """Read the per-vertebra findings back from a spinevcf SR with highdicom.
+
+    Args:
+        path: an SR file written from :func:`build_sr` (or the dataset itself).
+
+    Returns:
+        ``{level: {...}}`` in SR order (cranial to caudal) with the keys
+        ``heights_mm`` (anterior/middle/posterior, mm), ``height_reductions_pct``
+        (or ``None``), ``genant_grade`` (0-3), ``deformity``, ``severity``
+        (code meaning or ``None``), ``fracture_probability`` (or ``None``),
+        ``keypoints_lps_mm`` (6 x 3, :data:`spinevcf.schema.KEYPOINT_NAMES` order),
+        ``tracking_identifier`` and ``tracking_uid``: the same names as in results.json.
+
+    Raises:
+        ValueError: the SR is not a spinevcf TID 1500 report or is inconsistent.
+    """
+    vertebrae, _ = _split_groups(_load_report(path))
+    out: dict[str, dict[str, Any]] = {}
+    for group in vertebrae:
+        level, values = _read_vertebra(group)
+        if level in out:
+            raise ValueError(f"level {level} is reported twice")
+        out[level] = values
+    return out
+
+
+def read_sr_patient_findings(path: str | Path | Dataset) -> dict[str, Any]:
+    """Read the patient-level group back from a spinevcf SR.
+
+    Returns:
+        ``patient_fractured`` (bool), ``patient_fracture_probability`` (or ``None``),
+        ``vertebral_body_detected`` (bool), ``number_of_vertebrae_evaluated`` and
+        ``number_of_fractured_vertebrae`` (int).
+    """
+    _, group = _split_groups(_load_report(path))
+    yes_no = {True: C.YES, False: C.NO}
+    n_eval = _single_value(group, C.NUMBER_OF_VERTEBRAE_EVALUATED)
+    n_frac = _single_value(group, C.NUMBER_OF_FRACTURED_VERTEBRAE)
+    if n_eval is None or n_frac is None:
+        raise ValueError("patient-level group lacks its vertebra counts")
+    return {
+        "patient_fractured": _lookup(_single_evaluation(group, C.ANY_VERTEBRAL_FRACTURE), yes_no, "yes/no"),
+        "patient_fracture_probability": _single_value(group, C.PATIENT_FRACTURE_PROBABILITY),
+        "vertebral_body_detected": _lookup(
+            _single_evaluation(group, C.VERTEBRAL_BODY_DETECTED), yes_no, "yes/no"
+        ),
+        "number_of_vertebrae_evaluated": int(n_eval),
+        "number_of_fractured_vertebrae": int(n_frac),
+    }

@@ -1,0 +1,165 @@
+"""Anatomical and radiological constants of the synthetic phantom.
+
+All sizes are in millimetres, all densities in Hounsfield units. Vertebral body sizes are
+approximate adult means compiled from classic morphometry (Panjabi et al. 1991 for the
+cervical, thoracic and lumbar spine; Zhou et al. 2000 for lumbar CT morphometry) rounded
+to half millimetres; they are scaled per patient (see :mod:`spinevcf.synth.spine`).
+HU ranges follow common CT reference values (fat -120..-60, muscle 35..60, lung
+-900..-700, trabecular bone of the vertebral body ~250 young / ~100 osteoporotic).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "BodySize",
+    "BODY_SIZES",
+    "PHYSIOLOGICAL_WEDGE",
+    "DISC_HEIGHT_BELOW",
+    "CORTEX_MM",
+    "ENDPLATE_CORTEX_MM",
+    "CORTICAL_HU",
+    "TRABECULAR_HU_BY_DENSITY",
+    "DISC_HU",
+    "FAT_HU",
+    "MUSCLE_HU",
+    "LUNG_HU",
+    "AIR_HU",
+    "CSF_HU",
+    "BLOOD_HU",
+    "CONTRAST_BLOOD_HU",
+    "LIVER_HU",
+    "METAL_HU",
+    "SCANNER_MAX_HU",
+    "FRACTURE_LEVEL_WEIGHTS",
+    "TORSO_BY_LEVEL",
+    "KEYPOINT_INSET_MM",
+]
+
+
+@dataclass(frozen=True)
+class BodySize:
+    """Mean adult vertebral body size of one level.
+
+    Attributes:
+        height_post: posterior body height (mm).
+        width: lateral width of the endplate (mm).
+        depth: antero-posterior depth of the endplate in the mid-sagittal plane (mm).
+    """
+
+    height_post: float
+    width: float
+    depth: float
+
+
+#: Vertebral body sizes C2..L5 (C1, the atlas, has no body and is modelled as a ring).
+BODY_SIZES: dict[str, BodySize] = {
+    "C2": BodySize(15.0, 16.0, 15.0),
+    "C3": BodySize(14.0, 16.5, 15.5),
+    "C4": BodySize(14.0, 17.0, 16.0),
+    "C5": BodySize(14.0, 18.0, 16.0),
+    "C6": BodySize(14.0, 20.0, 16.5),
+    "C7": BodySize(15.0, 23.0, 17.0),
+    "T1": BodySize(16.5, 26.0, 17.5),
+    "T2": BodySize(17.0, 27.0, 18.5),
+    "T3": BodySize(17.5, 28.0, 20.0),
+    "T4": BodySize(18.0, 29.0, 22.0),
+    "T5": BodySize(18.5, 30.0, 24.0),
+    "T6": BodySize(19.0, 31.0, 25.5),
+    "T7": BodySize(19.5, 32.5, 27.0),
+    "T8": BodySize(20.0, 34.0, 28.0),
+    "T9": BodySize(20.5, 35.5, 29.0),
+    "T10": BodySize(21.5, 37.5, 30.0),
+    "T11": BodySize(22.5, 40.0, 31.0),
+    "T12": BodySize(23.5, 42.0, 32.0),
+    "L1": BodySize(25.0, 44.0, 33.0),
+    "L2": BodySize(25.8, 46.0, 34.0),
+    "L3": BodySize(26.3, 48.0, 35.0),
+    "L4": BodySize(26.5, 50.0, 35.5),
+    "L5": BodySize(26.0, 52.0, 35.5),
+}
+
+#: Physiological ratio anterior/posterior body height (Ha/Hp) of normal vertebrae:
+#: anterior wedging of a few percent in the thoracic spine, posterior wedging at L4/L5.
+PHYSIOLOGICAL_WEDGE: dict[str, float] = {
+    **{f"C{i}": 1.0 for i in range(2, 8)},
+    "T1": 0.97, "T2": 0.97, "T3": 0.96, "T4": 0.95, "T5": 0.95, "T6": 0.94,
+    "T7": 0.93, "T8": 0.93, "T9": 0.94, "T10": 0.95, "T11": 0.95, "T12": 0.96,
+    "L1": 0.97, "L2": 0.99, "L3": 1.01, "L4": 1.04, "L5": 1.10,
+}  # fmt: skip
+
+#: Central height of the intervertebral disc below each level (mm); "L5" is L5-S1.
+DISC_HEIGHT_BELOW: dict[str, float] = {
+    "C1": 0.0, "C2": 4.5, "C3": 4.5, "C4": 4.5, "C5": 4.5, "C6": 4.5, "C7": 4.0,
+    "T1": 3.5, "T2": 3.5, "T3": 3.5, "T4": 3.8, "T5": 4.0, "T6": 4.3, "T7": 4.6,
+    "T8": 4.9, "T9": 5.2, "T10": 5.6, "T11": 6.0, "T12": 7.0,
+    "L1": 8.5, "L2": 9.5, "L3": 10.5, "L4": 11.0, "L5": 10.0,
+}  # fmt: skip
+
+#: Thickness of the cortical shell of the vertebral body wall (mm).
+CORTEX_MM: float = 1.0
+#: Thickness of the cortical endplate (mm).
+ENDPLATE_CORTEX_MM: float = 1.0
+#: Range of cortical bone HU (as rendered at full resolution, before blur).
+CORTICAL_HU: tuple[float, float] = (700.0, 1200.0)
+#: Trabecular bone HU ranges by bone-density class (healthy, osteopenic, osteoporotic).
+TRABECULAR_HU_BY_DENSITY: dict[str, tuple[float, float]] = {
+    "healthy": (170.0, 300.0),
+    "osteopenic": (100.0, 170.0),
+    "osteoporotic": (20.0, 100.0),
+}
+#: Intervertebral disc HU range (annulus/nucleus average).
+DISC_HU: tuple[float, float] = (60.0, 110.0)
+#: Subcutaneous and visceral fat.
+FAT_HU: tuple[float, float] = (-115.0, -85.0)
+#: Skeletal muscle.
+MUSCLE_HU: tuple[float, float] = (35.0, 60.0)
+#: Aerated lung parenchyma.
+LUNG_HU: tuple[float, float] = (-880.0, -800.0)
+#: Air.
+AIR_HU: float = -1000.0
+#: Cerebrospinal fluid / spinal cord average.
+CSF_HU: tuple[float, float] = (10.0, 30.0)
+#: Unenhanced blood.
+BLOOD_HU: tuple[float, float] = (35.0, 50.0)
+#: Contrast-enhanced blood (arterial/portal phase).
+CONTRAST_BLOOD_HU: tuple[float, float] = (150.0, 350.0)
+#: Liver parenchyma, unenhanced.
+LIVER_HU: tuple[float, float] = (45.0, 65.0)
+#: Titanium / steel implants before scanner clipping.
+METAL_HU: float = 6000.0
+#: Largest HU a 12-bit scanner stores (values above are clipped).
+SCANNER_MAX_HU: float = 3071.0
+
+#: Relative frequency of osteoporotic fractures by level (thoracolumbar junction and
+#: mid-thoracic peaks); levels not listed never fracture in the generator.
+FRACTURE_LEVEL_WEIGHTS: dict[str, float] = {
+    "T1": 0.1, "T2": 0.1, "T3": 0.2, "T4": 0.5, "T5": 0.7, "T6": 0.9, "T7": 1.2,
+    "T8": 1.3, "T9": 1.0, "T10": 0.9, "T11": 1.3, "T12": 2.0,
+    "L1": 2.0, "L2": 1.3, "L3": 1.0, "L4": 0.8, "L5": 0.5,
+}  # fmt: skip
+
+#: Torso half-width, half-depth and vertebral-body-centre-to-back distance (mm, lean adult,
+#: without subcutaneous fat) at anchor level indices (0 = C1 ... 23 = L5, 24 = S1,
+#: 26 = hip joints). Interpolated linearly between anchors.
+TORSO_BY_LEVEL: tuple[tuple[float, float, float, float], ...] = (
+    # level index, half-width, half-depth, body-centre-to-back
+    (-3.0, 70.0, 85.0, 95.0),  # head base
+    (0.0, 55.0, 55.0, 60.0),  # C1 (neck)
+    (4.0, 55.0, 55.0, 60.0),
+    (5.5, 140.0, 75.0, 62.0),  # shoulders start
+    (7.0, 175.0, 95.0, 62.0),  # T1, shoulders
+    (9.0, 160.0, 105.0, 62.0),
+    (13.0, 145.0, 112.0, 60.0),  # mid chest
+    (17.0, 140.0, 110.0, 62.0),
+    (20.0, 135.0, 100.0, 68.0),  # L2, waist
+    (23.0, 145.0, 100.0, 75.0),  # L5
+    (25.0, 160.0, 105.0, 80.0),  # sacrum / iliac crest
+    (28.0, 165.0, 100.0, 85.0),  # hips
+)
+
+#: Distance (mm) of the anterior and posterior keypoints inside the body's anterior and
+#: posterior walls, so that the vertical through them crosses the endplate cortex and
+#: not the wall cortex (annotators place them at the corners).
+KEYPOINT_INSET_MM: float = 2.0

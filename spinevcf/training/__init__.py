@@ -1,0 +1,1 @@
+"""Training of the two networks on the synthetic generator (``spinevcf train``)."""

@@ -1,0 +1,187 @@
+"""Training of the 2D vertebra detector on CPRs (``spinevcf train detector``)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from spinevcf.inference.base import DETECTOR_MODEL
+from spinevcf.networks import build_model
+from spinevcf.training.common import save_checkpoint, seed_everything
+from spinevcf.training.data import DetectorItem, build_cache, load_detector_items
+from spinevcf.training.losses import centernet_focal_loss, masked_l1
+from spinevcf.training.targets import encode_detector_targets
+
+__all__ = ["train_detector", "make_detector_batch"]
+
+log = logging.getLogger(__name__)
+
+
+def _normalise(hu: np.ndarray, mc: dict[str, Any]) -> np.ndarray:
+    lo, hi = mc["hu_window"]
+    return (np.clip(hu.astype(np.float32), lo, hi) / float(mc["hu_scale"])).astype(np.float32)
+
+
+def make_detector_batch(
+    items: list[DetectorItem], cfg: dict[str, Any], rng: np.random.Generator
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Random row crops of CPRs with their encoded targets."""
+    mc = cfg["model_config"]
+    crop_h = int(cfg["crop_rows"])
+    stride = int(mc["stride"])
+    xs, tg = [], []
+    for it in items:
+        img = it.image
+        _, h, w = img.shape
+        if h > crop_h:
+            r0 = int(rng.integers(0, h - crop_h + 1))
+        else:
+            r0 = 0
+        crop = np.full((img.shape[0], crop_h, w), mc["hu_window"][0], np.float32)
+        n = min(crop_h, h - r0)
+        crop[:, :n] = img[:, r0 : r0 + n]
+        kps, levs, ign = [], [], []
+        for kp, lev in zip(it.keypoints_px, it.levels, strict=True):
+            k = kp - np.array([r0, 0.0])
+            inside = (k[:, 0] >= 1) & (k[:, 0] <= n - 2) & (k[:, 1] >= 0) & (k[:, 1] <= w - 1)
+            if inside.all():
+                kps.append(k)
+                levs.append(lev)
+            elif 0 <= k.mean(0)[0] < crop_h:
+                ign.append(k.mean(0))
+        for c in it.ignore_centers_px:
+            ign.append(np.asarray(c) - np.array([r0, 0.0]))
+        x = _normalise(crop, mc)
+        x = x * rng.uniform(0.92, 1.08) + rng.uniform(-0.04, 0.04)
+        xs.append(x)
+        tg.append(
+            encode_detector_targets(
+                (crop_h, w), kps, levs, ign, stride=stride, keypoint_scale_px=float(mc["keypoint_scale_px"])
+            )
+        )
+    batch = {
+        "heatmap": torch.from_numpy(np.stack([t.heatmap for t in tg])),
+        "ignore": torch.from_numpy(np.stack([t.ignore for t in tg])),
+        "offset": torch.from_numpy(np.stack([t.offset for t in tg])),
+        "keypoints": torch.from_numpy(np.stack([t.keypoints for t in tg])),
+        "level": torch.from_numpy(np.stack([t.level for t in tg])),
+        "mask": torch.from_numpy(np.stack([t.mask for t in tg])),
+    }
+    return torch.from_numpy(np.stack(xs)), batch
+
+
+def detector_loss(out: tuple[torch.Tensor, ...], b: dict[str, torch.Tensor], w: dict[str, float]) -> dict[str, torch.Tensor]:
+    """Weighted sum of the four head losses."""
+    heat, off, kp, lev = out
+    l_heat = centernet_focal_loss(heat, b["heatmap"], b["ignore"])
+    l_off = masked_l1(off, b["offset"], b["mask"])
+    l_kp = masked_l1(kp, b["keypoints"], b["mask"])
+    l_lev = F.cross_entropy(lev, b["level"], ignore_index=-1) if (b["level"] >= 0).any() else lev.sum() * 0
+    total = w["heatmap"] * l_heat + w["offset"] * l_off + w["keypoints"] * l_kp + w["level"] * l_lev
+    return {"total": total, "heatmap": l_heat, "offset": l_off, "keypoints": l_kp, "level": l_lev}
+
+
+def train_detector(cfg: dict[str, Any], config_path: str, out: Path, *, workers: int = 2) -> Path:
+    """Train the detector as configured; return the checkpoint path."""
+    seed_everything(int(cfg["seed"]))
+    torch.set_num_threads(int(cfg.get("threads", 2)))
+    cache = Path(cfg["cache_dir"])
+    train_seeds = list(range(*cfg["train_seeds"]))
+    val_seeds = list(range(*cfg["val_seeds"]))
+    build_cache("detector", cache, train_seeds + val_seeds, cfg, workers=workers)
+    train = load_detector_items(cache, train_seeds)
+    val = load_detector_items(cache, val_seeds)
+    log.info("detector data: %d training CPRs, %d validation CPRs", len(train), len(val))
+    net = build_model(DETECTOR_MODEL, **cfg["arch"])
+    opt = torch.optim.AdamW(net.parameters(), lr=float(cfg["lr"]), weight_decay=1e-4)
+    iters = int(cfg["iterations"])
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(cfg["lr"]), total_steps=iters, pct_start=0.1)
+    rng = np.random.default_rng(int(cfg["seed"]))
+    bs = int(cfg["batch_size"])
+    weights = {k: float(v) for k, v in cfg["loss_weights"].items()}
+    t0 = time.time()
+    net.train()
+    for it in range(1, iters + 1):
+        idx = rng.integers(0, len(train), bs)
+        x, b = make_detector_batch([train[i] for i in idx], cfg, rng)
+        losses = detector_loss(net(x), b, weights)
+        opt.zero_grad()
+        losses["total"].backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        opt.step()
+        sched.step()
+        if it % 25 == 0 or it == iters:
+            log.info(
+                "detector it %d/%d %s (%.0fs)",
+                it,
+                iters,
+                " ".join(f"{k} {v.item():.4f}" for k, v in losses.items()),
+                time.time() - t0,
+            )
+    metrics = validate_detector(net, val, cfg)
+    log.info("detector validation: %s", metrics)
+    ckpt = out / "vertebra_detector_2d.pt"
+    save_checkpoint(
+        ckpt,
+        model_name=DETECTOR_MODEL,
+        arch=cfg["arch"],
+        net=net,
+        config=cfg["model_config"],
+        train_config=cfg,
+        config_path=config_path,
+        metrics=metrics,
+    )
+    return ckpt
+
+
+@torch.no_grad()
+def validate_detector(net: torch.nn.Module, items: list[DetectorItem], cfg: dict[str, Any]) -> dict[str, float]:
+    """Detection recall/precision, centre and keypoint error (px) and level accuracy on whole CPRs."""
+    from spinevcf.detector import DetectorConfig, assign_levels, decode_detections
+    from spinevcf.schema import LEVEL_INDEX
+
+    net.eval()
+    dcfg = DetectorConfig.from_dict(cfg["model_config"])
+    tp = fp = fn = 0
+    cerr, kerr, lev_ok = [], [], []
+    for it in items:
+        x = _normalise(it.image, cfg["model_config"])[None]
+        heat, off, kp, lev = net(torch.from_numpy(x))
+        dets = assign_levels(
+            decode_detections(
+                {"heatmap": heat.numpy(), "offset": off.numpy(), "keypoints": kp.numpy(), "level_logits": lev.numpy()},
+                dcfg,
+            )
+        )
+        centers = np.array([k.mean(0) for k in it.keypoints_px]) if it.keypoints_px else np.zeros((0, 2))
+        ign = np.asarray(it.ignore_centers_px).reshape(-1, 2)
+        used = set()
+        for d in dets:
+            dist = np.linalg.norm(centers - np.asarray(d.center_px), axis=1) if len(centers) else np.zeros(0)
+            j = int(np.argmin(dist)) if len(dist) else -1
+            if j >= 0 and dist[j] < 10 and j not in used:
+                used.add(j)
+                tp += 1
+                cerr.append(dist[j])
+                kerr.append(float(np.linalg.norm(np.asarray(d.keypoints_px) - it.keypoints_px[j], axis=1).mean()))
+                lev_ok.append(d.label is not None and LEVEL_INDEX[d.label] == it.levels[j])
+            elif len(ign) and np.min(np.linalg.norm(ign - np.asarray(d.center_px), axis=1)) < 15:
+                continue
+            else:
+                fp += 1
+        fn += len(centers) - len(used)
+    net.train()
+    return {
+        "val_precision": tp / max(1, tp + fp),
+        "val_recall": tp / max(1, tp + fn),
+        "val_center_error_px": float(np.mean(cerr)) if cerr else float("nan"),
+        "val_keypoint_error_px": float(np.mean(kerr)) if kerr else float("nan"),
+        "val_level_accuracy": float(np.mean(lev_ok)) if lev_ok else float("nan"),
+        "val_cprs": len(items),
+    }

@@ -1,0 +1,108 @@
+"""Small DICOM studies and a fake pipeline for the application tests.
+
+The fake pipeline stands in for the models in in-process tests only: it runs the
+real CPR code along a straight vertical curve and finds no vertebra.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.uid import MRImageStorage
+
+from spinevcf.geometry import CPRImage, SpineCurve, make_cpr
+from spinevcf.io import write_ct_series
+from spinevcf.schema import StudyRecord
+from spinevcf.volume import Volume
+
+__all__ = ["PATIENT", "SHAPE", "make_volume", "write_study", "write_mr_study", "FakePipeline"]
+
+#: Patient identifiers written into every test study; they must never appear in logs.
+PATIENT = {"PatientName": "Quarkfeld^Hildegunde", "PatientID": "PID-73914-QX", "PatientBirthDate": "19510203"}
+#: (slices, rows, columns): small enough for seconds-long end-to-end runs.
+SHAPE = (64, 256, 256)
+SPACING_MM = (3.0, 1.5, 1.5)
+
+
+def make_volume(*, spine: bool = True, shape: tuple[int, int, int] = SHAPE) -> Volume:
+    """A water cylinder in air, with a bone-density column behind its centre when ``spine``."""
+    n0, n1, n2 = shape
+    arr = np.full(shape, -1000, dtype=np.int16)
+    r, c = np.mgrid[0:n1, 0:n2]
+    body = (r - n1 / 2) ** 2 + (c - n2 / 2) ** 2 <= (0.4 * n1) ** 2
+    arr[:, body] = 0
+    if spine:
+        column = (r - 0.62 * n1) ** 2 + (c - n2 / 2) ** 2 <= (0.06 * n1) ** 2
+        arr[:, column] = 700
+    aff = np.eye(4)
+    aff[:3, :3] = np.diag([1.0, 1.0, 1.0])
+    # slices go inferior (-z), rows posterior (+y), columns to the left (+x)
+    aff[:3, 0] = (0.0, 0.0, -SPACING_MM[0])
+    aff[:3, 1] = (0.0, SPACING_MM[1], 0.0)
+    aff[:3, 2] = (SPACING_MM[2], 0.0, 0.0)
+    aff[:3, 3] = (-n2 * SPACING_MM[2] / 2, -n1 * SPACING_MM[1] / 2, 0.0)
+    return Volume(arr, aff)
+
+
+def write_study(
+    folder: Path, *, spine: bool = True, shape: tuple[int, int, int] = SHAPE, seed: int = 7
+) -> Path:
+    """Write a CT series of :func:`make_volume` with :data:`PATIENT` into ``folder`` (UIDs from ``seed``)."""
+    write_ct_series(make_volume(spine=spine, shape=shape), folder, patient=PATIENT, rng_seed=seed)
+    return folder
+
+
+def write_mr_study(folder: Path, *, shape: tuple[int, int, int] = (16, 64, 64)) -> Path:
+    """A series whose files say MR (Modality and SOP Class): no CT in the study."""
+    write_study(folder, spine=False, shape=shape)
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            ds = pydicom.dcmread(path)
+            ds.Modality = "MR"
+            ds.SOPClassUID = MRImageStorage
+            ds.file_meta.MediaStorageSOPClassUID = MRImageStorage
+            ds.save_as(path)
+    return folder
+
+
+class FakePipeline:
+    """Stand-in for :class:`spinevcf.pipeline.Pipeline` without models (tests only)."""
+
+    def __init__(self, *args: object, spine: bool = True, **kwargs: object) -> None:
+        self.spine = spine
+        self.closed = False
+        self.calls: list[str] = []
+
+    def localize(self, volume: Volume) -> SpineCurve | None:
+        self.calls.append("localize")
+        if not self.spine:
+            return None
+        n0, n1, n2 = volume.shape
+        top = volume.index_to_lps([[0, 0.62 * n1, n2 / 2]])[0]
+        bottom = volume.index_to_lps([[n0 - 1, 0.62 * n1, n2 / 2]])[0]
+        return SpineCurve.from_nodes(np.linspace(top, bottom, 5))
+
+    def reformat(self, volume: Volume, curve: SpineCurve) -> CPRImage:
+        self.calls.append("reformat")
+        return make_cpr(volume, curve)
+
+    def detect(self, cpr: CPRImage) -> list[object]:
+        self.calls.append("detect")
+        return []
+
+    def grade(self, volume: Volume, cpr: CPRImage | None, detections: list[object]) -> StudyRecord:
+        self.calls.append("grade")
+        return StudyRecord(
+            study_instance_uid=volume.info.study_instance_uid,
+            series_instance_uid=volume.info.series_instance_uid,
+            vertebrae=[],
+            patient_fractured=False,
+            model_version="fake",
+            status="ok" if cpr is not None else "no_spine",
+            message=None if cpr is not None else "no vertebral body found in the field of view",
+        )
+
+    def close(self) -> None:
+        self.closed = True

@@ -1,0 +1,85 @@
+"""Tests of spinevcf.geometry.resample: localizer grid geometry, anti-aliasing, padding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spinevcf.geometry.resample import block_mean, grid_affine_for, pad_to_multiple, resample_to_grid
+from spinevcf.volume import Volume
+
+
+def dicom_like_volume(shape: tuple[int, int, int] = (60, 80, 70), spacing=(2.0, 0.8, 0.8)) -> Volume:
+    """Slices along -z (head first, top slice first), rows along +y, columns along +x."""
+    affine = np.eye(4)
+    affine[:3, :3] = np.c_[[0.0, 0.0, -spacing[0]], [0.0, spacing[1], 0.0], [spacing[2], 0.0, 0.0]]
+    affine[:3, 3] = [-20.0, -30.0, 55.0]
+    return Volume(np.full(shape, -1000, dtype=np.int16), affine)
+
+
+def test_grid_axes_and_bounding_box() -> None:
+    vol = dicom_like_volume()
+    aff, shape = grid_affine_for(vol, 4.0)
+    np.testing.assert_allclose(aff[:3, :3], np.c_[[0, 0, -4.0], [0, 4.0, 0], [4.0, 0, 0]])
+    # First voxel: right (min x), anterior (min y), superior (max z) corner.
+    np.testing.assert_allclose(aff[:3, 3], [-20.0, -30.0, 55.0])
+    last = aff[:3, :3] @ (np.array(shape) - 1) + aff[:3, 3]
+    lo = vol.index_to_lps([np.array(vol.shape) - 1]).ravel()
+    assert last[0] >= lo[0] and last[1] >= lo[1] and last[2] <= lo[2]
+    assert last[0] - lo[0] < 4.0 and last[1] - lo[1] < 4.0 and lo[2] - last[2] < 4.0
+
+
+@pytest.mark.parametrize("antialias", [False, True])
+def test_marker_lands_where_expected(antialias: bool) -> None:
+    vol = dicom_like_volume()
+    marker_idx = np.array([30, 40, 35])
+    vol.array[
+        marker_idx[0] - 1 : marker_idx[0] + 2,
+        marker_idx[1] - 3 : marker_idx[1] + 4,
+        marker_idx[2] - 3 : marker_idx[2] + 4,
+    ] = 1000  # a ~6 mm cube
+    arr, aff = resample_to_grid(vol, 4.0, antialias=antialias)
+    w = np.clip(arr + 1000.0, 0.0, None)
+    centroid_idx = np.array([(w * g).sum() for g in np.indices(w.shape)]) / w.sum()
+    centroid_lps = aff[:3, :3] @ centroid_idx + aff[:3, 3]
+    expected = vol.index_to_lps([marker_idx]).ravel()
+    np.testing.assert_allclose(centroid_lps, expected, atol=1.0)
+
+
+def test_exact_values_when_grid_matches_voxels() -> None:
+    affine = np.eye(4)
+    affine[:3, :3] = np.c_[[0.0, 0.0, 2.0], [0.0, 2.0, 0.0], [-2.0, 0.0, 0.0]]  # z up, x to the right
+    arr = np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6)
+    vol = Volume(arr, affine)
+    out, aff = resample_to_grid(vol, 2.0, antialias=True)
+    # Grid axis0 = -z (flip of axis 0), axis1 = +y (axis 1), axis2 = +x (flip of axis 2).
+    np.testing.assert_array_equal(out, arr[::-1, :, ::-1].astype(np.float32))
+
+
+def test_antialias_averages_noise() -> None:
+    vol = dicom_like_volume((40, 100, 100), (1.0, 0.5, 0.5))
+    vol.array[...] = np.where(np.indices(vol.shape).sum(0) % 2 == 0, 500, -500).astype(np.int16)
+    smooth, _ = resample_to_grid(vol, 4.0, antialias=True)
+    sharp, _ = resample_to_grid(vol, 4.0, antialias=False)
+    inner = (slice(1, -2),) * 3
+    assert np.abs(smooth[inner]).max() < 1.0  # checkerboard averages to 0
+    assert np.abs(sharp[inner]).max() > 100.0
+
+
+def test_block_mean() -> None:
+    a = np.arange(2 * 4 * 6, dtype=np.int16).reshape(2, 4, 6)
+    out = block_mean(a, (1, 2, 3))
+    assert out.shape == (2, 2, 2)
+    assert out[0, 0, 0] == pytest.approx(np.mean(a[0, :2, :3]))
+
+
+def test_pad_to_multiple() -> None:
+    a = np.ones((5, 8, 9), np.float32)
+    padded, pad = pad_to_multiple(a, 4, value=-1.0)
+    assert padded.shape == (8, 8, 12)
+    assert pad == ((0, 3), (0, 0), (0, 3))
+    assert padded[5:].max() == -1.0 and padded[:5, :, :9].min() == 1.0
+    same, pad0 = pad_to_multiple(np.ones((4, 4)), 4)
+    assert same.shape == (4, 4) and pad0 == ((0, 0), (0, 0))
+    with pytest.raises(ValueError):
+        pad_to_multiple(a, 0)

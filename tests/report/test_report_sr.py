@@ -1,0 +1,142 @@
+"""TID 1500 SR: validity (dciodvfy, dsrdump) and a field-by-field round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+from pydicom.dataset import Dataset
+
+from spinevcf._version import __version__
+from spinevcf.report import codes as C
+from spinevcf.report.sr import build_sr, read_sr_measurements, read_sr_patient_findings
+from spinevcf.schema import StudyRecord
+
+from ._tools import dciodvfy_errors, dsrdump
+
+# The only dciodvfy warning accepted: it does not know private coding schemes.
+PRIVATE_SCHEME_WARNING = "Unrecognized defined term <99SPINEVCF>"
+
+
+def _save(sr: Dataset, path: Path) -> Path:
+    sr.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.fixture
+def sr_path(tmp_path: Path, record: StudyRecord, ct_header: Dataset, series_uids: list[str]) -> Path:
+    sr = build_sr(record, ct_header, referenced_sop_instance_uids=series_uids)
+    return _save(sr, tmp_path / "sr.dcm")
+
+
+def test_sr_passes_dciodvfy(sr_path: Path) -> None:
+    errors, warnings = dciodvfy_errors(sr_path)
+    assert errors == []
+    assert [w for w in warnings if PRIVATE_SCHEME_WARNING not in w] == []
+
+
+def test_sr_dsrdump_shows_report_and_levels(sr_path: Path) -> None:
+    text = dsrdump(sr_path)
+    assert "Imaging Measurement Report" in text
+    for label in ("T11 vertebral body", "T12 vertebral body", "L1 vertebral body"):
+        assert label in text
+    assert '(23215003,SCT,"T12 vertebra")' in text
+    assert '(6736007,SCT,"Moderate")' in text
+    assert "Anterior superior endplate point" in text
+
+
+def test_sr_round_trip_matches_record(sr_path: Path, record: StudyRecord) -> None:
+    back = read_sr_measurements(sr_path)
+    assert list(back) == [v.label for v in record.vertebrae]
+    for v in record.vertebrae:
+        got = back[v.label]
+        assert got["tracking_identifier"] == f"{v.label} vertebral body"
+        assert set(got["heights_mm"]) == set(v.heights_mm)
+        for key, value in v.heights_mm.items():
+            assert got["heights_mm"][key] == pytest.approx(value, abs=1e-3)
+        assert v.height_reductions_pct is not None
+        assert set(got["height_reductions_pct"]) == set(v.height_reductions_pct)
+        for key, value in v.height_reductions_pct.items():
+            assert got["height_reductions_pct"][key] == pytest.approx(value, abs=1e-3)
+        np.testing.assert_allclose(got["keypoints_lps_mm"], v.keypoints_lps_mm, atol=1e-3)
+        assert got["genant_grade"] == v.genant_grade
+        assert got["deformity"] == v.deformity
+        assert got["fracture_probability"] == pytest.approx(v.fracture_probability, abs=1e-6)
+        assert got["severity"] == {0: None, 1: "Mild", 2: "Moderate", 3: "Severe"}[v.genant_grade]
+    patient = read_sr_patient_findings(sr_path)
+    assert patient == {
+        "patient_fractured": True,
+        "patient_fracture_probability": pytest.approx(record.patient_fracture_probability),
+        "vertebral_body_detected": True,
+        "number_of_vertebrae_evaluated": 3,
+        "number_of_fractured_vertebrae": 1,
+    }
+
+
+def test_sr_header_evidence_and_codes(sr_path: Path, ct_header: Dataset, series_uids: list[str]) -> None:
+    ds = pydicom.dcmread(sr_path)
+    assert ds.SOPClassUID == pydicom.uid.Comprehensive3DSRStorage
+    for keyword in ("PatientID", "PatientName", "StudyInstanceUID", "AccessionNumber", "StudyDate"):
+        assert getattr(ds, keyword) == getattr(ct_header, keyword)
+    assert ds.SeriesInstanceUID != ct_header.SeriesInstanceUID
+    evidence = ds.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
+    assert evidence.SeriesInstanceUID == ct_header.SeriesInstanceUID
+    assert sorted(i.ReferencedSOPInstanceUID for i in evidence.ReferencedSOPSequence) == sorted(series_uids)
+    assert ds.CodingSchemeIdentificationSequence[0].CodingSchemeDesignator == C.PRIVATE_SCHEME_DESIGNATOR
+    # Every SCOORD3D is in the CT's frame of reference; every measurement names the algorithm.
+    sr = hd.sr.srread(sr_path)
+    for group in sr.content.get_image_measurement_groups():
+        for m in group.get_measurements():
+            names = [item.ConceptNameCodeSequence[0].CodeMeaning for item in m[0].ContentSequence]
+            assert "Algorithm Name" in names and "Algorithm Version" in names
+            version = [
+                i.TextValue
+                for i in m[0].ContentSequence
+                if i.ConceptNameCodeSequence[0].CodeMeaning == "Algorithm Version"
+            ]
+            assert version == [__version__]
+            for coord in m.referenced_coordinates:
+                assert coord.ReferencedFrameOfReferenceUID == ct_header.FrameOfReferenceUID
+
+
+def test_empty_study_sr_is_valid_and_says_so(
+    tmp_path: Path, empty_record: StudyRecord, ct_header: Dataset
+) -> None:
+    path = _save(build_sr(empty_record, ct_header), tmp_path / "empty.dcm")
+    errors, _ = dciodvfy_errors(path)
+    assert errors == []
+    assert "Vertebral body detected" in dsrdump(path)
+    assert read_sr_measurements(path) == {}
+    patient = read_sr_patient_findings(path)
+    assert patient["vertebral_body_detected"] is False
+    assert patient["number_of_vertebrae_evaluated"] == 0
+    assert patient["patient_fractured"] is False
+
+
+def test_level_table_is_complete_and_unique() -> None:
+    values = [c.value for c in C.LEVEL_CODES.values()]
+    assert len(C.LEVEL_CODES) == 24 and len(set(values)) == 24
+    assert C.LEVEL_CODES["T12"].value == "23215003" and C.LEVEL_CODES["L1"].value == "66794005"
+    private = C.private_code_table()
+    assert len({c.value for c in private}) == len(private)
+    assert all(c.scheme_designator == "99SPINEVCF" for c in private)
+
+
+def test_rejects_mismatching_study(record: StudyRecord, ct_header: Dataset) -> None:
+    record.study_instance_uid = "1.2.3.4"
+    with pytest.raises(ValueError, match="StudyInstanceUID"):
+        build_sr(record, ct_header)
+
+
+def test_rejects_malformed_referenced_uid(record: StudyRecord, ct_header: Dataset) -> None:
+    with pytest.raises(ValueError, match="referenced_sop_instance_uids"):
+        build_sr(record, ct_header, referenced_sop_instance_uids=["1.2.3", "../etc"])
+
+
+def test_source_without_frame_of_reference_is_refused(record: StudyRecord, ct_header: Dataset) -> None:
+    del ct_header.FrameOfReferenceUID
+    with pytest.raises(ValueError, match="FrameOfReferenceUID"):
+        build_sr(record, ct_header)
