@@ -87,7 +87,7 @@ SAME_GRAPH_TOLERANCE = Tolerance(rtol=1e-5, atol=1e-5)
 _DEFAULT_FP32 = _RAW
 
 #: Spatial sizes must be multiples of this (``divisible_by`` in spinevcf.json overrides it).
-DEFAULT_DIVISIBLE_BY: dict[str, int] = {LOCALIZER_MODEL: 8, DETECTOR_MODEL: 32}
+DEFAULT_DIVISIBLE_BY: dict[str, int] = {LOCALIZER_MODEL: 16, DETECTOR_MODEL: 32}
 #: Two spatial sizes per rank, in units of ``divisible_by`` (anisotropic on purpose).
 SPATIAL_MULTIPLES: dict[int, tuple[tuple[int, ...], ...]] = {
     3: ((4, 6, 5), (6, 4, 4)),

@@ -17,18 +17,18 @@ from torch import nn
 from spinevcf.inference.base import DETECTOR_MODEL, LOCALIZER_MODEL
 from spinevcf.networks import build_model
 
-__all__ = ["PLACEHOLDER_CONFIGS", "write_random_checkpoint"]
+__all__ = ["PLACEHOLDER_CONFIGS", "write_random_checkpoint", "export_random_repository"]
 
 #: Placeholder spinevcf.json values (the trained checkpoints carry the real ones).
 PLACEHOLDER_CONFIGS: dict[str, dict[str, Any]] = {
-    LOCALIZER_MODEL: {"spacing_mm": 4.0, "hu_window": [-1000.0, 2000.0], "hu_scale": 1000.0, "divisible_by": 8},
+    LOCALIZER_MODEL: {"spacing_mm": 4.0, "hu_window": [-1000.0, 2000.0], "hu_scale": 1000.0, "divisible_by": 16},
     DETECTOR_MODEL: {
         "pixel_mm": 1.0,
         "hu_window": [-1000.0, 2000.0],
         "hu_scale": 1000.0,
         "divisible_by": 32,
         "stride": 4,
-        "keypoint_scale_px": 32.0,
+        "keypoint_scale_px": 16.0,
     },
 }
 
@@ -74,3 +74,21 @@ def write_random_checkpoint(
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(ckpt, out)
     return out
+
+
+def export_random_repository(
+    out_repository: str | Path, checkpoint_dir: str | Path, *, seed: int = 0, exported_at: str = "1970-01-01T00:00:00+00:00"
+) -> dict[str, Path]:
+    """Write random checkpoints of both models and export them into ``out_repository`` (with parity checks).
+
+    Returns:
+        Per model name, the checkpoint it was exported from.
+    """
+    from export.export_onnx import export_checkpoint
+
+    ckpts = {}
+    for k, name in enumerate((LOCALIZER_MODEL, DETECTOR_MODEL)):
+        ckpt = write_random_checkpoint(name, Path(checkpoint_dir) / f"{name}.pt", seed=seed + k)
+        export_checkpoint(ckpt, out_repository, exported_at=exported_at)
+        ckpts[name] = ckpt
+    return ckpts

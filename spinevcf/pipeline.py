@@ -29,7 +29,14 @@ from spinevcf.localizer import preprocess as localizer_preprocess
 from spinevcf.schema import LEVELS, StudyRecord, VertebraRecord
 from spinevcf.volume import Volume
 
-__all__ = ["Pipeline", "PipelineResult", "default_model_repository", "NO_SPINE_MESSAGE"]
+__all__ = [
+    "Pipeline",
+    "PipelineResult",
+    "default_model_repository",
+    "write_study_outputs",
+    "process_study",
+    "NO_SPINE_MESSAGE",
+]
 
 log = logging.getLogger(__name__)
 
@@ -178,3 +185,47 @@ class Pipeline:
 
 def _fmt(timings: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.3f}s" for k, v in timings.items())
+
+
+def write_study_outputs(out_dir: Path | str, volume: Volume, result: PipelineResult) -> dict[str, Path]:
+    """Write the SR, the annotated image (PNG and Secondary Capture) and results.json atomically.
+
+    Args:
+        out_dir: output folder (created if missing).
+        volume: the evaluated CT; its ``info.dataset`` is the source header for the DICOM objects.
+        result: the pipeline's result.
+
+    Returns:
+        Paths of the written files by kind (``sr``, ``capture``, ``png``, ``results``).
+    """
+    from spinevcf.report.capture import build_secondary_capture, render_annotated_cpr
+    from spinevcf.report.sr import build_sr
+    from spinevcf.report.writer import write_outputs
+
+    record = result.record
+    source = volume.info.dataset
+    sr = capture = None
+    png = None
+    if result.cpr is not None:
+        png = render_annotated_cpr(result.cpr.image[0], record, pixel_mm=result.cpr.pixel_mm)
+    if source is not None:
+        sr = build_sr(record, source, referenced_sop_instance_uids=volume.info.sop_instance_uids)
+        if png is not None:
+            capture = build_secondary_capture(png, source)
+    return write_outputs(Path(out_dir), record, sr=sr, capture=capture, png=png)
+
+
+def process_study(input_dir: Path | str, output_dir: Path | str, pipeline: Pipeline) -> PipelineResult:
+    """Load the CT series of a study folder, run the pipeline and write the outputs."""
+    from spinevcf.io.dicom import load_study
+
+    t = time.perf_counter()
+    volume = load_study(Path(input_dir))
+    load_s = time.perf_counter() - t
+    result = pipeline.run(volume)
+    result.timings_s = {"load": load_s, **result.timings_s}
+    t = time.perf_counter()
+    result.record.timings_s = dict(result.timings_s)
+    write_study_outputs(output_dir, volume, result)
+    result.timings_s["write"] = time.perf_counter() - t
+    return result

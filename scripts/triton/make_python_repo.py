@@ -54,7 +54,7 @@ def python_backend_config(onnx_config: ModelConfig, *, warmup: bool = True, intr
 
 def venv_site_packages(python: Path) -> list[str]:
     """The site-packages folders of the interpreter ``python`` (e.g. .triton-venv/bin/python)."""
-    code = "import site, sysconfig; print(sysconfig.get_path('purelib')); print(sysconfig.get_path('platlib'))"
+    code = "import sysconfig; print(sysconfig.get_path('purelib')); print(sysconfig.get_path('platlib'))"
     out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True).stdout
     return list(dict.fromkeys(line for line in out.splitlines() if line))
 

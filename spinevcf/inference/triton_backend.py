@@ -104,7 +104,8 @@ def expected_output_shape(
         elif axis == 0 and signature.max_batch_size > 0:
             want.append(int(input_shape[0]))
         elif stride is not None and len(input_shape) == rank:
-            want.append(int(input_shape[axis]) // stride)
+            # Stride-2 convolutions with padding round up: ceil(size / stride).
+            want.append(-(-int(input_shape[axis]) // stride))
         else:
             want.append(None)
     return tuple(want)

@@ -221,10 +221,13 @@ def _rib_path(torso: Torso, spine: Spine, level: str, side: float, rng: np.rando
     tp_len = 26.0 - 1.0 * (num - 1)
     tip = vb.to_global([np.array([side * (cw + 3.0), vpb + 1.3 * ca, 0.15 * h]) + tp_len * tp_dir * 0.9 + [0, 4.0, 0]])[0]
     z0 = tip[2]
-    cx, cy = torso.at("cx", z0), torso.at("cy", z0)
+    cx = torso.at("cx", z0)
     inset = torso.at("fat", z0) + 0.6 * torso.at("wall", z0)
-    aa, bb = torso.at("ax", z0) - inset, torso.at("ay", z0) - inset
-    th0 = np.arctan2(side * (tip[0] - cx) / aa, (tip[1] - cy) / bb)
+    aa = torso.at("ax", z0) - inset
+    y_front = torso.at("cy", z0) - torso.at("ay", z0) + inset
+    y_rear = tip[1] + 6.0
+    bb, cy = 0.5 * (y_rear - y_front), 0.5 * (y_rear + y_front)
+    th0 = float(np.arcsin(np.clip(side * (tip[0] - cx) / aa, 0.0, 0.95)))
     end_bone = {1: 2.45, 2: 2.55, 3: 2.6, 4: 2.6, 5: 2.6, 6: 2.55, 7: 2.5, 8: 2.3, 9: 2.15, 10: 2.0, 11: 1.75, 12: 1.35}[num]
     end_cart = {1: 2.95, 2: 2.92, 3: 2.9, 4: 2.88, 5: 2.85, 6: 2.8, 7: 2.75, 8: 2.55, 9: 2.4, 10: 2.25, 11: 1.8, 12: 1.4}[num]
     drop = {1: 22.0, 2: 35.0, 11: 35.0, 12: 25.0}.get(num, rng.uniform(50.0, 75.0))
@@ -258,12 +261,17 @@ def sample_body(rng: np.random.Generator, spine: Spine, torso: Torso, *, contras
     # body cavity (thorax + abdomen): from the lung apices to the pelvic floor
     inset = torso.fat + torso.wall
     cav = (torso.cx, torso.cy, torso.ax - inset, torso.ay - inset)
-    cav_back = torso.spine_y + 12.0
+    cav_back = torso.spine_y + 45.0
     z_cav_top = zl(6.3)
     visceral = rng.uniform(-100.0, -40.0)
     soft.append(SlabEllipse(z, [cav], visceral, zbot + 40.0, z_cav_top, y_max=cav_back))
-    # mediastinal soft tissue column in front of the spine (oesophagus, vessels, nodes)
-    # paraspinal / psoas muscles
+    # muscle around the spine (crura, longus colli, intercostal insertions) and erector spinae
+    col = (torso.spine_x, torso.spine_y + 8.0, 34.0 + 0 * z, 30.0 + 0 * z)
+    soft.append(SlabEllipse(z, [col], muscle_hu, zbot, ztop))
+    for side in (-1.0, 1.0):
+        es = (torso.spine_x + side * 32.0, torso.spine_y + 52.0, 30.0 + 0 * z, 32.0 + 0 * z)
+        soft.append(SlabEllipse(z, [es, mus], muscle_hu + 4.0, zbot, ztop, y_max=torso.y_back - 0.7 * torso.fat))
+    # psoas and quadratus lumborum
     lum = np.clip((f - 17.5) / 2.5, 0, 1) * np.clip((26.0 - f) / 1.5, 0, 1)
     ps_r = 4.0 + lum * np.clip((f - 18.0) / 5.0, 0, 1) * 20.0
     for side in (-1.0, 1.0):
@@ -303,7 +311,7 @@ def sample_body(rng: np.random.Generator, spine: Spine, torso: Torso, *, contras
         xlim = torso.spine_x + side * (20.0 + 0 * z)
         soft.append(
             SlabEllipse(
-                z, [lung, cav], lung_hu, zl(18.5), z_apex, y_max=torso.spine_y + 28.0,
+                z, [lung, cav], lung_hu, zl(18.5), z_apex, y_max=torso.spine_y + 30.0,
                 x_min=xlim if side > 0 else None, x_max=xlim if side < 0 else None, extra=below,
             )
         )  # fmt: skip
@@ -436,9 +444,9 @@ def sample_body(rng: np.random.Generator, spine: Spine, torso: Torso, *, contras
         sc = []
         for fl in (8.0, 10.0, 12.0, 13.5):
             zz = zl(fl)
-            sc.append([torso.at("cx", zz) + side * 0.62 * torso.at("ax", zz), torso.at("y_back", zz) - torso.at("fat", zz) - 28.0, zz])
+            sc.append([torso.at("cx", zz) + side * 0.5 * torso.at("ax", zz), torso.at("y_back", zz) - torso.at("fat", zz) - 22.0, zz])
         sc_a = np.array(sc)
-        bones.append(Tube(sc_a, ra=[30.0, 38.0, 25.0, 8.0], rb=3.0, normals=np.tile([side * 0.9, 0.45, 0.0], (4, 1)), hu=trab + 60.0, label=LABEL_OTHER_BONE, cortex_mm=1.0, cortex_hu=cort * 0.9))
+        bones.append(Tube(sc_a, ra=[30.0, 38.0, 25.0, 8.0], rb=3.0, normals=np.tile([side * 0.9, -0.45, 0.0], (4, 1)), hu=trab + 60.0, label=LABEL_OTHER_BONE, cortex_mm=1.0, cortex_hu=cort * 0.9))
         zc = zl(6.8)
         cl = np.array([st_a[0] + [side * 18.0, 0.0, 8.0], [torso.at("cx", zc) + side * 0.45 * torso.at("ax", zc), torso.at("cy", zc) - 0.6 * torso.at("ay", zc), zc + 12.0],
                        [torso.at("cx", zc) + side * 0.8 * torso.at("ax", zc), torso.at("cy", zc) - 0.1 * torso.at("ay", zc), zc + 15.0]])  # fmt: skip
