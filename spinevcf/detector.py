@@ -97,6 +97,24 @@ class DetectorConfig:
     hu_window: tuple[float, float] = (-1000.0, 2000.0)
     hu_scale: float = 1000.0
     min_row_distance_px: float = 8.0
+    pixel_mm: float = 1.0
+    u_range_mm: tuple[float, float] = (-64.0, 64.0)
+    thin_slab_mm: float = 1.5
+    wide_slab_mm: float = 40.0
+    wide_step_mm: float = 2.0
+    calibration: tuple[float, float] = (0.20, 0.02)
+
+    def cpr_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`spinevcf.geometry.cpr.make_cpr` the model was trained with."""
+        return {
+            "pixel_mm": float(self.pixel_mm),
+            "u_range_mm": (float(self.u_range_mm[0]), float(self.u_range_mm[1])),
+            "thin_slab_mm": float(self.thin_slab_mm),
+            "wide_slab_mm": float(self.wide_slab_mm),
+            "wide_step_mm": float(self.wide_step_mm),
+            "pad_to": int(self.divisible_by),
+            "fill_hu": float(self.hu_window[0]),
+        }
 
     def __post_init__(self) -> None:
         if int(self.stride) < 1:
@@ -132,17 +150,25 @@ class DetectorConfig:
             raise ModelError(f"cannot read model parameter file {path}: {exc}") from exc
         if not isinstance(data, dict):
             raise ModelError(f"{path}: expected a JSON object")
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "detector parameters") -> DetectorConfig:
+        """Build from a parsed ``spinevcf.json`` mapping (see :meth:`from_json`)."""
         missing = [k for k in REQUIRED_KEYS if k not in data]
         if missing:
-            raise ModelError(f"{path}: missing key(s) {', '.join(missing)}")
+            raise ModelError(f"{source}: missing key(s) {', '.join(missing)}")
         names = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in names}
-        if "hu_window" in kwargs:
-            kwargs["hu_window"] = tuple(float(x) for x in kwargs["hu_window"])
+        if "min_peak_distance_px" in data and "min_row_distance_px" not in data:
+            kwargs["min_row_distance_px"] = float(data["min_peak_distance_px"])
+        for key in ("hu_window", "u_range_mm", "calibration"):
+            if key in kwargs:
+                kwargs[key] = tuple(float(x) for x in kwargs[key])
         try:
             return cls(**kwargs)
         except (TypeError, ValueError) as exc:
-            raise ModelError(f"{path}: invalid detector parameters: {exc}") from exc
+            raise ModelError(f"{source}: invalid detector parameters: {exc}") from exc
 
 
 @dataclass(frozen=True, eq=False)

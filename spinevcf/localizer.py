@@ -96,14 +96,18 @@ class LocalizerConfig:
         Raises:
             ModelError: the file is missing, not JSON, lacks a key or has a bad value.
         """
-        data = _read_json(path)
+        return cls.from_dict(_read_json(path), source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "localizer parameters") -> LocalizerConfig:
+        """Build from a parsed ``spinevcf.json`` mapping (see :meth:`from_json`)."""
         missing = [k for k in REQUIRED_KEYS if k not in data]
         if missing:
-            raise ModelError(f"{path}: missing key(s) {', '.join(missing)}")
+            raise ModelError(f"{source}: missing key(s) {', '.join(missing)}")
         try:
             return cls(**_known_fields(cls, data))
         except (TypeError, ValueError) as exc:
-            raise ModelError(f"{path}: invalid localizer parameters: {exc}") from exc
+            raise ModelError(f"{source}: invalid localizer parameters: {exc}") from exc
 
 
 def _read_json(path: str | Path) -> dict[str, Any]:

@@ -93,6 +93,8 @@ __all__ = [
     "POSITION_ABS_TOL_MM",
     "DUPLICATE_TOL_MM",
     "ORIENTATION_TOL",
+    "DEFAULT_MEMORY_FRACTION",
+    "default_max_bytes",
     "CT_IMAGE_STORAGE",
     "ENHANCED_CT_STORAGES",
     "FrameRef",
@@ -125,6 +127,8 @@ POSITION_ABS_TOL_MM = 0.02
 DUPLICATE_TOL_MM = 0.01
 #: Largest difference between two IOP direction-cosine vectors counted as "the same".
 ORIENTATION_TOL = 1e-3
+#: Without an explicit ``max_bytes``, a volume may use at most this fraction of physical memory.
+DEFAULT_MEMORY_FRACTION = 0.5
 
 #: SOP Class UID of CT Image Storage.
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -481,8 +485,11 @@ def scan_folder(path: str | os.PathLike[str]) -> list[SeriesCandidate]:
             log.debug("not a DICOM file, skipped: %s", f)
             continue
         except OSError as exc:
-            skipped.append(f)
+            # It may be a slice of the series (no read permission, dangling link): the study
+            # is refused by load_study like a corrupt file of unknown series.
             log.warning("cannot read %s: %s", f, exc.strerror or type(exc).__name__)
+            _unknown(groups).unreadable.append(f)
+            skipped.append(f)
             continue
         except Exception as exc:  # noqa: BLE001 - pydicom raises many types on corrupt files
             # The file claimed to be DICOM (it passed the 'DICM' check) but could not be parsed.
@@ -907,6 +914,15 @@ class _Decoder:
         return arr
 
 
+def default_max_bytes() -> int | None:
+    """:data:`DEFAULT_MEMORY_FRACTION` of the machine's physical memory, ``None`` when unknown."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+    return int(total * DEFAULT_MEMORY_FRACTION) if total > 0 else None
+
+
 def load_series(candidate: SeriesCandidate, *, max_bytes: int | None = None) -> Volume:
     """Decode a series into a :class:`Volume` of Hounsfield units.
 
@@ -917,7 +933,8 @@ def load_series(candidate: SeriesCandidate, *, max_bytes: int | None = None) -> 
 
     Args:
         candidate: a series from :func:`scan_folder`.
-        max_bytes: refuse when the output array would need more bytes than this.
+        max_bytes: refuse when the output array would need more bytes than this; ``None``:
+            :func:`default_max_bytes` (a fraction of physical memory).
 
     Returns:
         The volume, ``array`` of shape (slices, rows, columns), ``int16`` when every slope
@@ -942,12 +959,22 @@ def load_series(candidate: SeriesCandidate, *, max_bytes: int | None = None) -> 
     dtype = np.dtype(np.int16 if integral else np.float32)
     shape = (len(frames), frames[0].rows, frames[0].columns)
     need = int(np.prod(shape)) * dtype.itemsize
-    if max_bytes is not None and need > max_bytes:
+    limit = max_bytes if max_bytes is not None else default_max_bytes()
+    limit_name = f"max_bytes={max_bytes}" if max_bytes is not None else (
+        f"{limit} bytes ({DEFAULT_MEMORY_FRACTION:g} of physical memory)"
+    )
+    if limit is not None and need > limit:
         raise VolumeTooLargeError(
             f"{label}: a {shape[0]}x{shape[1]}x{shape[2]} {dtype.name} volume needs {need} bytes, "
-            f"above the limit of max_bytes={max_bytes}"
+            f"above the limit of {limit_name}"
         )
-    out = np.empty(shape, dtype=dtype)
+    try:
+        out = np.empty(shape, dtype=dtype)
+    except MemoryError as exc:
+        raise VolumeTooLargeError(
+            f"{label}: a {shape[0]}x{shape[1]}x{shape[2]} {dtype.name} volume needs {need} bytes, "
+            "more than this machine can allocate"
+        ) from exc
     dec = _Decoder(label)
     for i, f in enumerate(frames):
         direct = (

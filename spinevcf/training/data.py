@@ -44,7 +44,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Columns of the LPS-aligned training grid: axis 0 superior->inferior, axis 1 A->P, axis 2 R->L.
-GRID_DIRECTIONS = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]]).T
+GRID_DIRECTIONS = np.array([[0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]).T
 #: Body labels 1..24 and disc label 25 form the column.
 COLUMN_LABEL_MAX = 25
 #: Margin (mm) a vertebra's keypoints must keep from the field-of-view edge to be annotated.
@@ -92,7 +92,8 @@ def _scanner_effects(img: npt.NDArray[np.float32], rng: np.random.Generator, spa
 def make_localizer_item(seed: int, cfg: dict[str, Any]) -> dict[str, npt.NDArray[Any]]:
     """Localizer input (D, H, W) float32 normalised and column target (D, H, W) uint8 for one seed."""
     from spinevcf.localizer import LocalizerConfig, preprocess
-    from spinevcf.synth import SynthConfig, sample_phantom
+    from spinevcf.synth.config import SynthConfig
+    from spinevcf.synth.phantom import sample_phantom
 
     rng = np.random.default_rng([seed, 1])
     phantom = sample_phantom(seed, SynthConfig(fracture_rate=0.15))
@@ -108,7 +109,7 @@ def make_localizer_item(seed: int, cfg: dict[str, Any]) -> dict[str, npt.NDArray
         int((y1 - y0) / fine) + 1,
         int((x1 - x0) / fine) + 1,
     )
-    aff = _grid_affine([x1, y0, z_top], (fine, fine, fine))
+    aff = _grid_affine([x0, y0, z_top], (fine, fine, fine))
     img = phantom.render(aff, shape)
     _scanner_effects(img, rng, (fine, fine, fine))
     vol = Volume(img, aff)
@@ -144,7 +145,8 @@ def make_detector_items(seed: int, cfg: dict[str, Any]) -> list[DetectorItem]:
     """``cprs_per_case`` training CPRs of one synthetic patient."""
     from spinevcf.detector import DetectorConfig
     from spinevcf.geometry.cpr import make_cpr
-    from spinevcf.synth import SynthConfig, sample_phantom
+    from spinevcf.synth.config import SynthConfig
+    from spinevcf.synth.phantom import sample_phantom
 
     rng = np.random.default_rng([seed, 2])
     phantom = sample_phantom(seed, SynthConfig(fracture_rate=0.15, subthreshold_rate=0.08))
@@ -160,7 +162,7 @@ def make_detector_items(seed: int, cfg: dict[str, Any]) -> list[DetectorItem]:
     x0, x1 = c[:, 0].min() - 70.0, c[:, 0].max() + 70.0
     y0, y1 = c[:, 1].min() - 75.0, c[:, 1].max() + 80.0
     shape = (int((z_top - z_bot) / fine_z) + 1, int((y1 - y0) / sy) + 1, int((x1 - x0) / sx) + 1)
-    aff = _grid_affine([x1, y0, z_top], (fine_z, sy, sx))
+    aff = _grid_affine([x0, y0, z_top], (fine_z, sy, sx))
     img = phantom.render(aff, shape)
     # Thick slices: average fine_z slices into `thick` mm slabs and keep one per slab.
     k = max(1, int(round(thick / fine_z)))

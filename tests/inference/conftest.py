@@ -71,6 +71,12 @@ def _unavailable(reason: str) -> None:
     pytest.skip(f"Triton server unavailable: {reason}")
 
 
+@pytest.fixture
+def closed_port_url() -> str:
+    """``127.0.0.1:PORT`` where nothing listens (a port that was just free)."""
+    return f"127.0.0.1:{free_port()}"
+
+
 @pytest.fixture(scope="session")
 def random_repository(tmp_path_factory: pytest.TempPathFactory) -> RandomRepository:
     """Both models with random weights, exported (with parity checks) into a temporary repository."""

@@ -1,0 +1,249 @@
+"""Scanner simulation: field of view, slice profile, reconstruction kernel, noise, metal streaks.
+
+The phantom is rendered on the scanner grid (in-plane) at a fine z step, averaged over
+the slice thickness (box slice-sensitivity profile, i.e. partial volume along z), then
+white noise is added and the reconstruction kernel (Gaussian blur, optionally with an
+unsharp mask for sharp/bone kernels) is applied to image and noise together, so the noise
+is correlated like real filtered back-projection noise. HU are clipped to the 12-bit
+scanner range and, optionally, everything outside the circular reconstruction field of
+view is set to a padding value (-2048 or -1024, as real scanners store it).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from spinevcf.synth import anatomy as A
+from spinevcf.synth.config import FOV_PRESETS, SynthConfig
+from spinevcf.synth.phantom import Phantom
+
+__all__ = ["Acquisition", "sample_acquisition", "simulate", "scanner_affine", "PATIENT_ORIENTATIONS"]
+
+log = logging.getLogger(__name__)
+
+#: ImageOrientationPatient (row direction, column direction) of axial images per PatientPosition.
+PATIENT_ORIENTATIONS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "HFS": ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0)),
+    "FFS": ((-1.0, 0.0, 0.0), (0.0, 1.0, 0.0)),
+    "HFP": ((-1.0, 0.0, 0.0), (0.0, -1.0, 0.0)),
+    "FFP": ((1.0, 0.0, 0.0), (0.0, -1.0, 0.0)),
+}
+#: Slice thicknesses offered (mm) and their probabilities.
+SLICE_THICKNESSES: tuple[float, ...] = (0.625, 1.0, 1.25, 2.0, 2.5, 3.0, 5.0)
+_THICKNESS_P = (0.15, 0.2, 0.2, 0.1, 0.15, 0.1, 0.1)
+#: Fine z step used to integrate thick slices (mm).
+_FINE_DZ_MM = 1.0
+#: Lowest stored HU inside the reconstruction circle.
+_MIN_HU = -1024.0
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """Parameters of one simulated CT acquisition.
+
+    Attributes:
+        fov_preset: "thoracic", "lumbar" or "thoracolumbar".
+        z_first: z (mm) of the first slice (array index 0).
+        n_slices: number of slices.
+        slice_spacing: distance between slice centres (mm).
+        slice_thickness: reconstructed slice thickness (mm, >= spacing or overlapping).
+        pixel_spacing: in-plane pixel size (mm).
+        matrix: image rows = columns.
+        center_x: LPS x of the image centre.
+        center_y: LPS y of the image centre.
+        patient_position: HFS, FFS, HFP or FFP.
+        kernel: "smooth", "standard" or "sharp".
+        kernel_sigma_mm: Gaussian blur of the kernel.
+        sharpen: unsharp-mask gain (0: none).
+        noise_hu: target noise standard deviation in uniform regions.
+        padding_value: HU stored outside the reconstruction circle, or ``None``.
+        streak_hu: amplitude of metal streaks (0 without implants).
+    """
+
+    fov_preset: str
+    z_first: float
+    n_slices: int
+    slice_spacing: float
+    slice_thickness: float
+    pixel_spacing: float
+    matrix: int
+    center_x: float
+    center_y: float
+    patient_position: str
+    kernel: str
+    kernel_sigma_mm: float
+    sharpen: float
+    noise_hu: float
+    padding_value: float | None
+    streak_hu: float
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready parameters (rounded)."""
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+def scanner_affine(acq: Acquisition) -> npt.NDArray[np.float64]:
+    """Index->LPS affine of the scanner grid (slices, rows, columns)."""
+    row, col = (np.asarray(d) for d in PATIENT_ORIENTATIONS[acq.patient_position])
+    head_first = acq.patient_position.startswith("HF")
+    step = np.array([0.0, 0.0, -acq.slice_spacing if head_first else acq.slice_spacing])
+    ps = acq.pixel_spacing
+    half = 0.5 * (acq.matrix - 1) * ps
+    origin = np.array([acq.center_x, acq.center_y, acq.z_first]) - row * half - col * half
+    aff = np.eye(4)
+    aff[:3, 0] = step
+    aff[:3, 1] = col * ps
+    aff[:3, 2] = row * ps
+    aff[:3, 3] = origin
+    return aff
+
+
+def sample_acquisition(rng: np.random.Generator, phantom: Phantom, config: SynthConfig | None = None) -> Acquisition:
+    """Draw scanner settings and a field of view for ``phantom``."""
+    cfg = config or SynthConfig()
+    preset = cfg.fov
+    if preset == "random":
+        preset = str(rng.choice(list(FOV_PRESETS), p=[0.45, 0.25, 0.30]))
+    (a0, a1), (b0, b1) = FOV_PRESETS[preset]
+    z_top = phantom.level_z(rng.uniform(a0, a1))
+    z_bot = phantom.level_z(rng.uniform(b0, b1))
+    thick = float(rng.choice(SLICE_THICKNESSES, p=_THICKNESS_P))
+    spacing = thick * 0.8 if (thick >= 1.25 and rng.random() < 0.25) else thick
+    if cfg.n_slices is not None:
+        n = int(cfg.n_slices)
+        mid = 0.5 * (z_top + z_bot)
+        z_top = mid + 0.5 * (n - 1) * spacing
+    else:
+        n = int(math.floor((z_top - z_bot) / spacing)) + 1
+    lo, hi = phantom.body_extent(z_top - (n - 1) * spacing, z_top)
+    size = float(np.max(hi - lo))
+    if rng.random() < 0.15:
+        ps = rng.uniform(0.5, 0.7)  # targeted reconstruction: the body may be cut
+    else:
+        ps = float(np.clip(size * rng.uniform(1.03, 1.25) / 512.0, 0.5, 1.0))
+    centre = 0.5 * (lo + hi) + rng.normal(0.0, 8.0, 2)
+    position = str(rng.choice(list(PATIENT_ORIENTATIONS), p=[0.8, 0.1, 0.07, 0.03]))
+    head_first = position.startswith("HF")
+    kernel = str(rng.choice(["smooth", "standard", "sharp"], p=[0.35, 0.4, 0.25]))
+    sigma = {"smooth": rng.uniform(0.7, 1.0), "standard": rng.uniform(0.45, 0.7), "sharp": rng.uniform(0.3, 0.45)}[kernel]
+    sharpen = rng.uniform(0.5, 1.2) if kernel == "sharp" else 0.0
+    noise = float(rng.uniform(5.0, 40.0))
+    pad_draw = rng.random()
+    padding = -2048.0 if pad_draw < 0.4 else (-1024.0 if pad_draw < 0.5 else None)
+    streak = float(rng.uniform(300.0, 900.0)) if phantom.implants else 0.0
+    return Acquisition(
+        fov_preset=preset,
+        z_first=float(z_top if head_first else z_top - (n - 1) * spacing),
+        n_slices=n,
+        slice_spacing=float(spacing),
+        slice_thickness=thick,
+        pixel_spacing=float(ps),
+        matrix=512,
+        center_x=float(centre[0]),
+        center_y=float(centre[1]),
+        patient_position=position,
+        kernel=kernel,
+        kernel_sigma_mm=float(sigma),
+        sharpen=float(sharpen),
+        noise_hu=noise,
+        padding_value=padding,
+        streak_hu=streak,
+    )
+
+
+def _kernel(img: npt.NDArray[np.float32], sigma_px: float, sharpen: float) -> npt.NDArray[np.float32]:
+    """Apply the reconstruction kernel in-plane (in place where possible)."""
+    out = ndimage.gaussian_filter(img, sigma=(0.0, sigma_px, sigma_px), truncate=3.0)
+    if sharpen > 0:
+        low = ndimage.gaussian_filter(out, sigma=(0.0, 2.0 * sigma_px + 0.5, 2.0 * sigma_px + 0.5), truncate=2.5)
+        out += np.float32(sharpen) * (out - low)
+    return out
+
+
+def _noise_gain(sigma_px: float, sharpen: float) -> float:
+    """Standard deviation of unit white noise after the kernel."""
+    probe = np.random.default_rng(0).standard_normal((3, 96, 96)).astype(np.float32)
+    return float(_kernel(probe, sigma_px, sharpen)[1, 20:-20, 20:-20].std())
+
+
+def _streaks(
+    img: npt.NDArray[np.float32], rng: np.random.Generator, amplitude: float, metal_hu: float = 2500.0
+) -> None:
+    """Add radial bright/dark streaks around metal in each axial slice (in place)."""
+    n, rows, cols = img.shape
+    n_ang = 720
+    profile = rng.normal(0.0, 1.0, n_ang) * (rng.random(n_ang) < 0.15)
+    profile = np.convolve(profile, [0.25, 0.5, 0.25], mode="same").astype(np.float32)
+    yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float32)
+    for k in range(n):
+        metal = img[k] >= metal_hu
+        if not metal.any():
+            continue
+        lab, m = ndimage.label(metal)
+        cents = ndimage.center_of_mass(metal, lab, range(1, m + 1))
+        sizes = ndimage.sum(metal, lab, range(1, m + 1))
+        field = np.zeros((rows, cols), np.float32)
+        for (cy, cx), sz in zip(cents, sizes, strict=True):
+            ang = np.arctan2(yy - np.float32(cy), xx - np.float32(cx))
+            idx = ((ang + np.pi) * (n_ang / (2 * np.pi))).astype(np.int32) % n_ang
+            r = np.hypot(yy - np.float32(cy), xx - np.float32(cx))
+            field += profile[idx] * np.float32(min(1.0, sz / 40.0)) * np.exp(-r / np.float32(90.0)) * (r > 3)
+        if len(cents) >= 2:  # dark band between the two largest metal parts
+            order = np.argsort(sizes)[::-1][:2]
+            (y0, x0), (y1, x1) = cents[order[0]], cents[order[1]]
+            d = np.hypot(x1 - x0, y1 - y0) + 1e-6
+            dist = np.abs((xx - np.float32(x0)) * np.float32((y1 - y0) / d) - (yy - np.float32(y0)) * np.float32((x1 - x0) / d))
+            field -= np.float32(0.8) * np.exp(-((dist / np.float32(6.0)) ** 2))
+        img[k] += np.float32(amplitude) * field * ~metal
+
+
+def simulate(acq: Acquisition, phantom: Phantom, seed: int) -> npt.NDArray[np.int16]:
+    """Render ``phantom`` as the scanner of ``acq`` would reconstruct it.
+
+    Args:
+        acq: acquisition settings.
+        phantom: the patient.
+        seed: seed of the noise and streak patterns.
+
+    Returns:
+        int16 HU array (slices, rows, columns) on :func:`scanner_affine` ``(acq)``.
+    """
+    rng = np.random.default_rng([int(seed), 0xAC0])
+    aff = scanner_affine(acq)
+    n, mtx = acq.n_slices, acq.matrix
+    if acq.slice_thickness <= 1.25:
+        m, half = 1, 0
+    else:
+        m = max(1, math.ceil(acq.slice_spacing / _FINE_DZ_MM))
+        half = int(round(0.5 * acq.slice_thickness / (acq.slice_spacing / m)))
+    fine = aff.copy()
+    fine[:3, 0] = aff[:3, 0] / m
+    fine[:3, 3] = aff[:3, 3] - fine[:3, 0] * half
+    n_fine = (n - 1) * m + 1 + 2 * half
+    img = phantom.render(fine, (n_fine, mtx, mtx), acquisition=acq)
+    if m > 1 or half > 0:
+        img = ndimage.uniform_filter1d(img, size=2 * half + 1, axis=0, mode="nearest")[half : half + (n - 1) * m + 1 : m]
+        img = np.ascontiguousarray(img)
+    np.minimum(img, np.float32(A.METAL_HU), out=img)
+    if acq.streak_hu > 0:
+        _streaks(img, rng, acq.streak_hu)
+    sigma_px = acq.kernel_sigma_mm / acq.pixel_spacing
+    gain = _noise_gain(sigma_px, acq.sharpen)
+    noise = rng.standard_normal(img.shape, dtype=np.float32)
+    noise *= np.float32(acq.noise_hu / gain)
+    img += noise
+    del noise
+    img = _kernel(img, sigma_px, acq.sharpen)
+    np.clip(img, _MIN_HU, A.SCANNER_MAX_HU, out=img)
+    if acq.padding_value is not None:
+        c = 0.5 * (mtx - 1)
+        yy, xx = np.ogrid[0:mtx, 0:mtx]
+        outside = (yy - c) ** 2 + (xx - c) ** 2 > (0.5 * mtx) ** 2
+        img[:, outside] = np.float32(acq.padding_value)
+    return np.rint(img).astype(np.int16)

@@ -1,0 +1,198 @@
+"""Whole synthetic studies: phantom + acquisition -> CT volume + ground truth, and their files.
+
+Ground truth lists only the vertebrae (C2..L5) whose body lies entirely inside the scanned
+volume (and inside the reconstruction circle when the scanner pads outside it); bodies cut
+by the field of view are rendered but only named in ``truth.extra["partial"]`` so that
+evaluation can ignore detections of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, JPEGLSLossless, RLELossless, generate_uid
+
+from spinevcf.errors import OutputError
+from spinevcf.grading import grade_column, heights_from_keypoints
+from spinevcf.schema import LEVELS, StudyRecord, VertebraRecord
+from spinevcf.synth.acquisition import Acquisition, sample_acquisition, scanner_affine, simulate
+from spinevcf.synth.config import SynthConfig
+from spinevcf.synth.phantom import GENERATOR_VERSION, Phantom, sample_phantom
+from spinevcf.synth.spine import Vertebra
+from spinevcf.volume import SeriesInfo, Volume
+
+__all__ = ["SyntheticCase", "generate_case", "write_case", "case_uids", "truth_for", "COMPRESSIONS"]
+
+log = logging.getLogger(__name__)
+
+#: ``--compress`` names and their transfer syntaxes.
+COMPRESSIONS: dict[str, str] = {
+    "none": ExplicitVRLittleEndian,
+    "jpeg2000": JPEG2000Lossless,
+    "jpegls": JPEGLSLossless,
+    "rle": RLELossless,
+}
+
+
+@dataclass
+class SyntheticCase:
+    """One generated study.
+
+    Attributes:
+        seed: the seed it was made from.
+        volume: int16 HU volume on the scanner grid; ``volume.info`` holds the UIDs.
+        truth: ground truth in the results schema.
+        phantom: the sampled patient (render it on other grids for training).
+        acquisition: the scanner settings.
+    """
+
+    seed: int
+    volume: Volume
+    truth: StudyRecord
+    phantom: Phantom
+    acquisition: Acquisition
+
+
+def case_uids(seed: int) -> dict[str, str]:
+    """Deterministic study, series and frame-of-reference UIDs of the case made from ``seed``."""
+    return {
+        kind: str(generate_uid(entropy_srcs=["spinevcf-synth", str(int(seed)), kind]))
+        for kind in ("study", "series", "frame")
+    }
+
+
+def _inside_fraction(vb: Vertebra, aff: npt.NDArray[np.float64], shape: tuple[int, ...], circle: bool) -> float:
+    """Fraction of points on the body's bounding box surface inside the scanned volume."""
+    g = np.linspace(-1.0, 1.0, 5)
+    uu, vv, ww = np.meshgrid(g, g, g, indexing="ij")
+    surf = (np.abs(uu) == 1) | (np.abs(vv) == 1) | (np.abs(ww) == 1)
+    loc = np.stack([uu[surf] * vb.half_width, vv[surf] * vb.half_depth, ww[surf] * vb.max_half_height], axis=1)
+    pts = vb.to_global(loc)
+    inv = np.linalg.inv(aff)
+    idx = pts @ inv[:3, :3].T + inv[:3, 3]
+    ok = np.all((idx >= -0.5) & (idx <= np.asarray(shape) - 0.5), axis=1)
+    if circle:
+        c = 0.5 * (shape[1] - 1)
+        ok &= (idx[:, 1] - c) ** 2 + (idx[:, 2] - c) ** 2 <= (0.5 * shape[1]) ** 2
+    return float(ok.mean())
+
+
+def truth_for(
+    phantom: Phantom, affine: npt.ArrayLike, shape: tuple[int, int, int], *, uids: dict[str, str], circle: bool = False
+) -> StudyRecord:
+    """Ground truth of ``phantom`` seen on a grid: vertebrae fully inside, graded by :func:`grade_column`."""
+    aff = np.asarray(affine, dtype=np.float64)
+    full: list[Vertebra] = []
+    partial: list[str] = []
+    for vb in phantom.spine.vertebrae:
+        if vb.level not in LEVELS:
+            continue
+        frac = _inside_fraction(vb, aff, shape, circle)
+        if frac >= 1.0:
+            full.append(vb)
+        elif frac > 0.0:
+            partial.append(vb.level)
+    kps = [vb.keypoints() for vb in full]
+    heights = [heights_from_keypoints(k) for k in kps]
+    grades = grade_column([vb.level for vb in full], heights)
+    records = [
+        VertebraRecord(
+            label=vb.level,
+            keypoints_lps_mm=kp.tolist(),
+            heights_mm={k: round(v, 4) for k, v in g.heights_mm.items()},
+            genant_grade=g.genant_grade,
+            deformity=g.deformity,
+            height_reductions_pct={k: round(100.0 * v, 3) for k, v in g.reductions.items()},
+        )
+        for vb, kp, g in zip(full, kps, grades, strict=True)
+    ]
+    return StudyRecord(
+        study_instance_uid=uids["study"],
+        series_instance_uid=uids["series"],
+        vertebrae=records,
+        patient_fractured=any(r.genant_grade >= 1 for r in records),
+        model_version=f"spinevcf-synth {GENERATOR_VERSION}",
+        extra={
+            "partial": partial,
+            "seed": phantom.seed,
+            "patient": phantom.info,
+        },
+    )
+
+
+def generate_case(seed: int, config: SynthConfig | None = None) -> SyntheticCase:
+    """Make one synthetic CT study with its ground truth.
+
+    Args:
+        seed: non-negative integer; the same seed and config give identical results.
+        config: generator settings.
+
+    Returns:
+        The case (volume in memory; write it with :func:`write_case`).
+    """
+    cfg = config or SynthConfig()
+    phantom = sample_phantom(seed, cfg)
+    rng = np.random.default_rng([int(seed), 0xAC9])
+    acq = sample_acquisition(rng, phantom, cfg)
+    arr = simulate(acq, phantom, seed)
+    aff = scanner_affine(acq)
+    uids = case_uids(seed)
+    truth = truth_for(phantom, aff, arr.shape, uids=uids, circle=acq.padding_value is not None)
+    assert truth.extra is not None
+    truth.extra["acquisition"] = acq.to_dict()
+    info = SeriesInfo(
+        study_instance_uid=uids["study"],
+        series_instance_uid=uids["series"],
+        frame_of_reference_uid=uids["frame"],
+        series_description=f"SYNTH {acq.fov_preset} {acq.slice_thickness:g}mm {acq.kernel}",
+        extra={"seed": int(seed), "patient_position": acq.patient_position, "slice_thickness": acq.slice_thickness},
+    )
+    vol = Volume(arr, aff, info)
+    return SyntheticCase(int(seed), vol, truth, phantom, acq)
+
+
+def write_case(case: SyntheticCase, out_dir: str | os.PathLike[str], *, compress: str = "none") -> Path:
+    """Write ``out_dir/dicom/*.dcm`` and ``out_dir/truth.json``.
+
+    Args:
+        case: the generated case.
+        out_dir: case folder (created).
+        compress: "none", "jpeg2000", "jpegls" or "rle" (lossless transfer syntaxes).
+
+    Returns:
+        ``out_dir`` as a Path.
+
+    Raises:
+        ValueError: unknown ``compress``.
+        OutputError: the folder cannot be written.
+    """
+    from spinevcf.io.dicom_write import write_ct_series
+
+    if compress not in COMPRESSIONS:
+        raise ValueError(f"compress must be one of {sorted(COMPRESSIONS)}, got {compress!r}")
+    out = Path(out_dir)
+    info = case.volume.info
+    acq = case.acquisition
+    write_ct_series(
+        case.volume,
+        out / "dicom",
+        patient={"PatientID": f"SYNTH{case.seed:07d}", "PatientName": f"SYNTH^{case.seed}"},
+        study_instance_uid=info.study_instance_uid,
+        series_instance_uid=info.series_instance_uid,
+        frame_of_reference_uid=info.frame_of_reference_uid,
+        series_description=info.series_description,
+        transfer_syntax=COMPRESSIONS[compress],
+        convolution_kernel={"smooth": "B20f", "standard": "B31f", "sharp": "B70f"}[acq.kernel],
+        patient_position=acq.patient_position,
+        rng_seed=case.seed,
+    )
+    try:
+        (out / "truth.json").write_text(case.truth.to_json())
+    except OSError as exc:
+        raise OutputError(f"cannot write truth.json in {out}: {exc.strerror}") from exc
+    return out
