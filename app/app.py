@@ -56,15 +56,23 @@ class SpineVCFApp(Application):
     def compose(self) -> None:
         """Create the operators and wire them."""
         s = self.settings
-        self.pipeline = Pipeline(s.model_repository, triton_url=s.triton_url, triton_protocol=s.triton_protocol)
+        self.pipeline = Pipeline(
+            s.model_repository, triton_url=s.triton_url, triton_protocol=s.triton_protocol
+        )
         loader = StudyLoaderOperator(
             self, CountCondition(self, 1), input_folder=s.input_folder, state=self.state, name="study_loader"
         )
-        localizer = SpineLocalizerOperator(self, pipeline=self.pipeline, state=self.state, name="spine_localizer")
+        localizer = SpineLocalizerOperator(
+            self, pipeline=self.pipeline, state=self.state, name="spine_localizer"
+        )
         cpr = CPROperator(self, pipeline=self.pipeline, state=self.state, name="cpr")
-        detector = VertebraDetectorOperator(self, pipeline=self.pipeline, state=self.state, name="vertebra_detector")
+        detector = VertebraDetectorOperator(
+            self, pipeline=self.pipeline, state=self.state, name="vertebra_detector"
+        )
         grading = GradingOperator(self, pipeline=self.pipeline, state=self.state, name="grading")
-        writer = OutputWriterOperator(self, output_folder=s.output_folder, state=self.state, name="output_writer")
+        writer = OutputWriterOperator(
+            self, output_folder=s.output_folder, state=self.state, name="output_writer"
+        )
 
         self.add_flow(loader, localizer, {("volume", "volume")})
         self.add_flow(loader, cpr, {("volume", "volume")})

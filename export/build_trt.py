@@ -39,9 +39,15 @@ from typing import Any, Literal
 
 import numpy as np
 
+from export.check_parity import DEFAULT_DIVISIBLE_BY
 from spinevcf.errors import ModelError, SpineVCFError, TensorRTUnavailableError
 from spinevcf.inference.base import DETECTOR_MODEL, LOCALIZER_MODEL
-from spinevcf.inference.onnx_backend import MODEL_CONFIG_FILENAME, MODEL_VERSION, load_model_config, onnx_model_path
+from spinevcf.inference.onnx_backend import (
+    MODEL_CONFIG_FILENAME,
+    MODEL_VERSION,
+    load_model_config,
+    onnx_model_path,
+)
 from spinevcf.inference.triton_config import (
     CONFIG_FILENAME,
     ModelConfig,
@@ -49,8 +55,6 @@ from spinevcf.inference.triton_config import (
     input_specs,
     read_model_config,
 )
-
-from export.check_parity import DEFAULT_DIVISIBLE_BY
 
 __all__ = [
     "SpatialRange",

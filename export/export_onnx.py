@@ -35,13 +35,6 @@ import numpy as np
 import onnx
 import torch
 
-from spinevcf import __version__ as spinevcf_version
-from spinevcf.errors import ModelError, ParityError, SpineVCFError
-from spinevcf.inference.base import DETECTOR_MODEL, LOCALIZER_MODEL
-from spinevcf.inference.onnx_backend import MODEL_CONFIG_FILENAME, MODEL_VERSION, ONNX_FILENAME, OnnxRuntimeBackend
-from spinevcf.inference.triton_config import CONFIG_FILENAME, input_specs, output_specs, read_model_config
-from spinevcf.networks import load_checkpoint
-
 from export.check_parity import (
     DEFAULT_DIVISIBLE_BY,
     FP32_TOLERANCES,
@@ -50,6 +43,17 @@ from export.check_parity import (
     format_report,
     parity_inputs,
 )
+from spinevcf import __version__ as spinevcf_version
+from spinevcf.errors import ModelError, ParityError, SpineVCFError
+from spinevcf.inference.base import DETECTOR_MODEL, LOCALIZER_MODEL
+from spinevcf.inference.onnx_backend import (
+    MODEL_CONFIG_FILENAME,
+    MODEL_VERSION,
+    ONNX_FILENAME,
+    OnnxRuntimeBackend,
+)
+from spinevcf.inference.triton_config import CONFIG_FILENAME, input_specs, output_specs, read_model_config
+from spinevcf.networks import load_checkpoint
 
 __all__ = [
     "export_checkpoint",

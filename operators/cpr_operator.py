@@ -34,7 +34,9 @@ class CPROperator(StageOperator):
 
     stage_name = "cpr"
 
-    def __init__(self, fragment: Fragment, *args: Any, pipeline: Pipeline, state: RunState, **kwargs: Any) -> None:
+    def __init__(
+        self, fragment: Fragment, *args: Any, pipeline: Pipeline, state: RunState, **kwargs: Any
+    ) -> None:
         self.input_name_volume = "volume"
         self.input_name_curve = "curve"
         self.output_name_cpr = "cpr"

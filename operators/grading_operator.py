@@ -38,7 +38,9 @@ class GradingOperator(StageOperator):
 
     stage_name = "grade"
 
-    def __init__(self, fragment: Fragment, *args: Any, pipeline: Pipeline, state: RunState, **kwargs: Any) -> None:
+    def __init__(
+        self, fragment: Fragment, *args: Any, pipeline: Pipeline, state: RunState, **kwargs: Any
+    ) -> None:
         self.input_name_volume = "volume"
         self.input_name_cpr = "cpr"
         self.input_name_detections = "detections"

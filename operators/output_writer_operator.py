@@ -62,6 +62,8 @@ class OutputWriterOperator(StageOperator):
         record = op_input.receive(self.input_name_record)
         timings = dict(self.state.timings_s)
         record.timings_s = timings
-        paths = write_study_outputs(self.output_folder, volume, PipelineResult(record=record, cpr=cpr, timings_s=timings))
+        paths = write_study_outputs(
+            self.output_folder, volume, PipelineResult(record=record, cpr=cpr, timings_s=timings)
+        )
         self.state.outputs.update(paths)
         log.info("wrote %s", ", ".join(sorted(p.name for p in paths.values())))

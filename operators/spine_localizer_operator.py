@@ -33,7 +33,9 @@ class SpineLocalizerOperator(StageOperator):
 
     stage_name = "localize"
 
-    def __init__(self, fragment: Fragment, *args: Any, pipeline: Pipeline, state: RunState, **kwargs: Any) -> None:
+    def __init__(
+        self, fragment: Fragment, *args: Any, pipeline: Pipeline, state: RunState, **kwargs: Any
+    ) -> None:
         self.input_name_volume = "volume"
         self.output_name_curve = "curve"
         self.pipeline = pipeline

@@ -33,7 +33,9 @@ class VertebraDetectorOperator(StageOperator):
 
     stage_name = "detect"
 
-    def __init__(self, fragment: Fragment, *args: Any, pipeline: Pipeline, state: RunState, **kwargs: Any) -> None:
+    def __init__(
+        self, fragment: Fragment, *args: Any, pipeline: Pipeline, state: RunState, **kwargs: Any
+    ) -> None:
         self.input_name_cpr = "cpr"
         self.output_name_detections = "detections"
         self.pipeline = pipeline

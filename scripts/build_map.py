@@ -112,8 +112,10 @@ def stage(out: Path, version: str) -> dict[str, Path]:
     shutil.copytree(
         REPO / "spinevcf",
         application / "spinevcf",
-        ignore=lambda d, names: set(_IGNORE(d, names))
-        | ({n for n in names if n in TRAINING_ONLY} if Path(d) == REPO / "spinevcf" else set()),
+        ignore=lambda d, names: (
+            set(_IGNORE(d, names))
+            | ({n for n in names if n in TRAINING_ONLY} if Path(d) == REPO / "spinevcf" else set())
+        ),
     )
     shutil.copy2(REPO / "requirements.txt", application / "requirements.txt")
 
@@ -195,7 +197,9 @@ def package(py: Path, staged: dict[str, Path], out: Path, version: str, build: b
     marker = rendered / "render.json"
     if not marker.exists() or not (rendered / "context" / "Dockerfile").exists():
         sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
-        log.error("packaging failed before rendering (exit %d); see %s", proc.returncode, rendered / "packager.log")
+        log.error(
+            "packaging failed before rendering (exit %d); see %s", proc.returncode, rendered / "packager.log"
+        )
         return proc.returncode or 1
     info = json.loads(marker.read_text())
     for name in ("app.json", "pkg.json"):

@@ -24,8 +24,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from spinevcf.errors import ModelError
-from spinevcf.inference.onnx_backend import MODEL_CONFIG_FILENAME, MODEL_VERSION, ONNX_FILENAME, onnx_model_path
-from spinevcf.inference.triton_config import CONFIG_FILENAME, ModelConfig, format_model_config, read_model_config
+from spinevcf.inference.onnx_backend import (
+    MODEL_CONFIG_FILENAME,
+    MODEL_VERSION,
+    ONNX_FILENAME,
+    onnx_model_path,
+)
+from spinevcf.inference.triton_config import (
+    CONFIG_FILENAME,
+    ModelConfig,
+    format_model_config,
+    read_model_config,
+)
 
 __all__ = ["python_backend_config", "make_python_repository", "venv_site_packages", "main"]
 

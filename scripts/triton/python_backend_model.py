@@ -69,7 +69,7 @@ class TritonPythonModel:
                 values = self.session.run(self.output_names, feeds)
                 tensors = [
                     pb_utils.Tensor(n, np.ascontiguousarray(v))
-                    for n, v in zip(self.output_names, values)
+                    for n, v in zip(self.output_names, values, strict=True)
                     if n in wanted
                 ]
                 responses.append(pb_utils.InferenceResponse(output_tensors=tensors))

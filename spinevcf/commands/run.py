@@ -272,7 +272,9 @@ def run(args: argparse.Namespace) -> int:
     log.info("%d studies found", len(studies))
 
     start = time.perf_counter()
-    pipeline = Pipeline(args.model_repository, triton_url=args.triton_url, triton_protocol=args.triton_protocol)
+    pipeline = Pipeline(
+        args.model_repository, triton_url=args.triton_url, triton_protocol=args.triton_protocol
+    )
     outcomes: list[StudyOutcome] = []
     try:
         bar = tqdm(
@@ -292,7 +294,14 @@ def run(args: argparse.Namespace) -> int:
                 log.exception("study %d/%d (%s) failed unexpectedly", i, len(studies), name)
                 outcome = StudyOutcome(study.key, name, "failed", 1, f"unexpected {type(exc).__name__}")
             else:
-                log.info("study %d/%d (%s): %s, %d vertebrae", i, len(studies), name, outcome.status, outcome.n_vertebrae)
+                log.info(
+                    "study %d/%d (%s): %s, %d vertebrae",
+                    i,
+                    len(studies),
+                    name,
+                    outcome.status,
+                    outcome.n_vertebrae,
+                )
             outcomes.append(outcome)
     finally:
         pipeline.close()

@@ -48,6 +48,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -72,6 +73,7 @@ from spinevcf.errors import (
     DuplicateSliceError,
     GantryTiltError,
     InconsistentOrientationError,
+    InputError,
     MissingPixelDataError,
     MixedImageSizeError,
     NoCTSeriesError,
@@ -127,6 +129,9 @@ POSITION_ABS_TOL_MM = 0.02
 DUPLICATE_TOL_MM = 0.01
 #: Largest difference between two IOP direction-cosine vectors counted as "the same".
 ORIENTATION_TOL = 1e-3
+#: A valid DICOM UID: digits and dots (PS3.5 9.1), at most :data:`_UID_MAX_LEN` characters.
+_UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+_UID_MAX_LEN = 64
 #: Without an explicit ``max_bytes``, a volume may use at most this fraction of physical memory.
 DEFAULT_MEMORY_FRACTION = 0.5
 
@@ -435,6 +440,12 @@ def _read_header(path: Path) -> tuple[Dataset, int | None, bool, bool]:
         pos = fp.tell()
         tag = fp.read(4)
     meta = getattr(ds, "file_meta", None)
+    # pydicom converts element values lazily: convert them all now so that a corrupt value
+    # (unknown VR, bad length) fails here, where the caller treats the file as corrupt.
+    for _elem in ds.iterall():
+        pass
+    for _elem in meta.iterall() if meta is not None else ():
+        pass
     little = meta is None or meta.get("TransferSyntaxUID") != "1.2.840.10008.1.2.2"
     pix_tag = _PIXEL_DATA_TAG_LE if little else struct.pack(">HH", 0x7FE0, 0x0010)
     has_pixels = pos < size and tag == pix_tag
@@ -514,16 +525,25 @@ def scan_folder(path: str | os.PathLike[str]) -> list[SeriesCandidate]:
                 log.warning("DICOM file %s has no SeriesInstanceUID", f)
             _unknown(groups).unreadable.append(f)
             continue
-        image_type = tuple(str(v).strip().upper() for v in (ds.get("ImageType") or ()))
+        try:
+            image_type = tuple(str(v).strip().upper() for v in (ds.get("ImageType") or ()))
+            number = ds.get("SeriesNumber")
+            series_number = int(number) if number not in (None, "") else None
+            is_image = "Rows" in ds or has_pixels or sop_class in ENHANCED_CT_STORAGES or sop_class == CT_IMAGE_STORAGE
+            file_frames = _frames_of(ds, f, offset, has_pixels, truncated) if is_image else []
+        except (TypeError, ValueError, OverflowError) as exc:
+            # A value of the wrong type or multiplicity (e.g. two numbers in Rows).
+            log.warning("corrupt DICOM file %s (%s)", f, type(exc).__name__)
+            _unknown(groups).unreadable.append(f)
+            continue
         is_localizer = "LOCALIZER" in image_type
         key = (study, series, is_localizer, "enh" if sop_class in ENHANCED_CT_STORAGES else "")
         cand = groups.get(key)
         if cand is None:
-            number = ds.get("SeriesNumber")
             cand = SeriesCandidate(
                 study_instance_uid=study,
                 series_instance_uid=series,
-                series_number=int(number) if number not in (None, "") else None,
+                series_number=series_number,
                 series_description=str(ds.get("SeriesDescription", "") or ""),
                 modality=str(ds.get("Modality", "") or ""),
                 sop_class_uid=sop_class,
@@ -534,8 +554,7 @@ def scan_folder(path: str | os.PathLike[str]) -> list[SeriesCandidate]:
             groups[key] = cand
         if truncated:
             cand.unreadable.append(f)
-        if "Rows" in ds or has_pixels or sop_class in ENHANCED_CT_STORAGES or sop_class == CT_IMAGE_STORAGE:
-            cand.frames.extend(_frames_of(ds, f, offset, has_pixels, truncated))
+        cand.frames.extend(file_frames)
     if skipped:
         log.warning("skipped %d non-DICOM or unreadable file(s) below %s", len(skipped), root)
     if n_dicom == 0:
@@ -914,6 +933,31 @@ class _Decoder:
         return arr
 
 
+def _check_uids(candidate: SeriesCandidate, frames: Sequence[FrameRef]) -> None:
+    """Refuse UIDs that are not digits and dots: outputs are named and referenced by them.
+
+    The offending value is not quoted (it may hold anything, e.g. a path or a name).
+
+    Raises:
+        InputError: a Study/Series/SOP Instance UID or the FrameOfReferenceUID is missing or
+            not a valid DICOM UID.
+    """
+    header = candidate.header
+    values = {
+        "StudyInstanceUID": [candidate.study_instance_uid],
+        "SeriesInstanceUID": [candidate.series_instance_uid],
+        "FrameOfReferenceUID": [str(header.get("FrameOfReferenceUID", "") or "") if header is not None else ""],
+        "SOPInstanceUID": sorted({f.sop_instance_uid for f in frames}),
+    }
+    for keyword, uids in values.items():
+        bad = [u for u in uids if not (0 < len(u) <= _UID_MAX_LEN and _UID_RE.match(u))]
+        if bad:
+            raise InputError(
+                f"the selected CT series has {len(bad)} missing or invalid {keyword} value(s) "
+                f"(a UID is digits and dots, at most {_UID_MAX_LEN} characters); refusing it"
+            )
+
+
 def default_max_bytes() -> int | None:
     """:data:`DEFAULT_MEMORY_FRACTION` of the machine's physical memory, ``None`` when unknown."""
     try:
@@ -944,7 +988,7 @@ def load_series(candidate: SeriesCandidate, *, max_bytes: int | None = None) -> 
 
     Raises:
         UnreadableFileError, MissingPixelDataError, UnsupportedTransferSyntaxError,
-        VolumeTooLargeError and the errors of :func:`check_series`.
+        VolumeTooLargeError, InputError (invalid UIDs) and the errors of :func:`check_series`.
     """
     geom = check_series(candidate)
     frames = geom.frames
@@ -954,6 +998,7 @@ def load_series(candidate: SeriesCandidate, *, max_bytes: int | None = None) -> 
             f"{label}: {len(candidate.unreadable)} file(s) are truncated or corrupt, "
             f"e.g. {candidate.unreadable[0].name}"
         )
+    _check_uids(candidate, frames)
     _check_decodable(candidate, frames)
     integral = all(_is_integral(f.slope) and _is_integral(f.intercept) for f in frames)
     dtype = np.dtype(np.int16 if integral else np.float32)

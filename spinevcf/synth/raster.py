@@ -59,6 +59,14 @@ class Canvas:
             np.zeros(self.shape, np.uint8) if labels else np.full(self.shape, fill, dtype=F32)
         )
         self._axes = [np.arange(n, dtype=F32) for n in self.shape]
+        corners = np.array(list(itertools.product(*[(-1.0, n) for n in self.shape])), dtype=np.float64)
+        pts = corners @ self.affine[:3, :3].T + self.affine[:3, 3]
+        #: LPS bounding box of the grid (one voxel margin).
+        self.lps_lo, self.lps_hi = pts.min(axis=0), pts.max(axis=0)
+
+    def overlaps(self, lo: npt.ArrayLike, hi: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+        """Whether LPS boxes ``[lo, hi]`` (shape (..., 3)) overlap the grid's bounding box."""
+        return np.all((np.asarray(hi) >= self.lps_lo) & (np.asarray(lo) <= self.lps_hi), axis=-1)
 
     def box(self, lo: npt.ArrayLike, hi: npt.ArrayLike) -> Slices | None:
         """Index slices covering the LPS box ``[lo, hi]``; ``None`` when outside the grid."""
@@ -142,6 +150,8 @@ class Ellipsoid:
     def draw(self, cv: Canvas) -> None:
         """Paint onto ``cv``."""
         lo, hi = self.bounds()
+        if not cv.overlaps(lo, hi):
+            return
         sl = cv.box(lo, hi)
         if sl is None:
             return
@@ -202,11 +212,12 @@ class Tube:
 
     def draw(self, cv: Canvas) -> None:
         """Paint onto ``cv`` segment by segment."""
-        lo, hi = self.bounds()
-        if cv.box(lo, hi) is None:
-            return
-        for i in range(len(self.points) - 1):
-            self._draw_segment(cv, i)
+        r = np.maximum(self.ra, self.rb)
+        rr = np.maximum(r[:-1], r[1:])[:, None]
+        p0, p1 = self.points[:-1], self.points[1:]
+        hit = cv.overlaps(np.minimum(p0, p1) - rr, np.maximum(p0, p1) + rr)
+        for i in np.flatnonzero(hit):
+            self._draw_segment(cv, int(i))
 
     def _draw_segment(self, cv: Canvas, i: int) -> None:
         p0, p1 = self.points[i], self.points[i + 1]

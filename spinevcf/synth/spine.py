@@ -150,7 +150,10 @@ class Vertebra:
 
     def draw_body(self, cv: Canvas) -> None:
         """Paint the body (cortex, trabecular core, texture, sclerosis)."""
-        sl = cv.box(*self.local_bounds())
+        lo, hi = self.local_bounds()
+        if not cv.overlaps(lo, hi):
+            return
+        sl = cv.box(lo, hi)
         if sl is None:
             return
         u, v, w = local_coords(*cv.coords(sl), self.center, self.rot)
@@ -192,6 +195,8 @@ class Disc:
         """Paint the disc and, with vacuum phenomenon, a gas cleft inside it."""
         lo = np.minimum(*[np.minimum(*vb.local_bounds(2.0)) for vb in (self.upper, self.lower)])
         hi = np.maximum(*[np.maximum(*vb.local_bounds(2.0)) for vb in (self.upper, self.lower)])
+        if not cv.overlaps(lo, hi):
+            return
         # Restrict to between the two centres (plus margins).
         sl = cv.box(lo, hi)
         if sl is None:
@@ -437,9 +442,7 @@ def sample_spine(rng: np.random.Generator, *, fracture_rate: float, subthreshold
             sup = [x * (1.0 - red) for x in sup]
             inf = [x * (1.0 - red) for x in inf]
         elif kind == "biconcave":
-            hmid = 0.5 * (ha + hp)
-            total = hmid - max(ha, hp) * (1.0 - red)
-            csup, cinf = total * d["fsup"], total * (1.0 - d["fsup"])
+            csup, cinf = d["fsup"], 1.0 - d["fsup"]  # unit total concavity, rescaled below
         notch = 0.12 * d["hd"] if lev.startswith(("T", "L")) else 0.05 * d["hd"]
         k = rng.normal(size=(7, 3))
         k *= (2 * np.pi / rng.uniform(2.0, 5.0, size=(7, 1))) / np.linalg.norm(k, axis=1, keepdims=True)
@@ -462,13 +465,17 @@ def sample_spine(rng: np.random.Generator, *, fracture_rate: float, subthreshold
             waves=waves,
             texture_hu=rng.uniform(20.0, 40.0),
         )
+        if kind == "biconcave":
+            _set_biconcave(vb, red)
+        elif kind == "wedge":
+            _set_wedge(vb, red, d["fsup"], ha, hp)
         vb.elements = _posterior_elements(rng, vb, cort, trab, scale) if lev != "S1" else []
         vertebrae.append(vb)
 
     discs = []
     for up, lo in zip(vertebrae[:-1], vertebrae[1:], strict=True):
         deg = discs_h[up.level] < A.DISC_HEIGHT_BELOW[up.level] * scale * 0.7
-        discs.append(Disc(up, lo, hu=disc_hu + rng.normal(0, 8), vacuum=bool(deg and rng.random() < 0.3)))
+        discs.append(Disc(up, lo, hu=disc_hu + rng.normal(0, 8), vacuum=bool(deg and rng.random() < 0.15)))
 
     level_s = np.array([s_centre[lev] for lev in LEVELS] + [s_centre["S1"], s_centre["S1"] + 50.0 * scale])
     extra = _atlas_and_sacrum(rng, vertebrae, at, s_centre, cort, trab, scale)
@@ -482,6 +489,50 @@ def sample_spine(rng: np.random.Generator, *, fracture_rate: float, subthreshold
     canal = Tube(canal_pts_a, ra=canal_ap, rb=canal_r, normals=np.tile([0.0, 1.0, 0.0], (len(canal_pts_a), 1)), hu=rng.uniform(*A.CSF_HU))
     del c_pts
     return Spine(vertebrae, discs, extra, arc, pts, level_s, canal, bone)
+
+
+def _keypoint_heights(vb: Vertebra) -> npt.NDArray[np.float64]:
+    kp = vb.keypoints_local()
+    return kp[0:3, 2] - kp[3:6, 2]
+
+
+def _set_biconcave(vb: Vertebra, reduction: float) -> None:
+    """Scale the endplate concavities so that Hm = (1 - reduction) * max(Ha, Hp) at the keypoints.
+
+    Heights are linear in the total concavity ``c`` (fixed superior/inferior split), so
+    ``H(c) = H0 - c * B``; the equation is solved for each choice of the larger of Ha, Hp.
+    """
+    split = vb.concavity
+    vb.concavity = (0.0, 0.0)
+    h0 = _keypoint_heights(vb)
+    vb.concavity = split
+    b = h0 - _keypoint_heights(vb)  # height loss per unit concavity
+    best = 0.0
+    for ref in (0, 2):
+        c = (h0[1] - (1.0 - reduction) * h0[ref]) / (b[1] - (1.0 - reduction) * b[ref])
+        h = h0 - c * b
+        if c > 0 and h[ref] >= h[2 - ref] - 1e-9:
+            best = c
+    vb.concavity = (split[0] * best, split[1] * best)
+
+
+def _set_wedge(vb: Vertebra, reduction: float, fsup: float, ha: float, hp: float) -> None:
+    """Lower the anterior rims so that 1 - Ha/Hp at the keypoints equals ``reduction`` (bisection)."""
+
+    def apply(loss: float) -> float:
+        vb.rim_sup = (0.5 * ha - loss * fsup, 0.5 * hp)
+        vb.rim_inf = (0.5 * ha - loss * (1.0 - fsup), 0.5 * hp)
+        h = _keypoint_heights(vb)
+        return 1.0 - h[0] / h[2]
+
+    lo, hi = 0.0, 0.95 * ha
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        if apply(mid) < reduction:
+            lo = mid
+        else:
+            hi = mid
+    apply(0.5 * (lo + hi))
 
 
 #: Gap between the atlas anterior arch and the C2 body along the curve (mm).

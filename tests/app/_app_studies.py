@@ -10,14 +10,41 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+import pytest
 from pydicom.uid import MRImageStorage
 
 from spinevcf.geometry import CPRImage, SpineCurve, make_cpr
 from spinevcf.io import write_ct_series
+from spinevcf.pipeline import PipelineResult
 from spinevcf.schema import StudyRecord
 from spinevcf.volume import Volume
 
-__all__ = ["PATIENT", "SHAPE", "make_volume", "write_study", "write_mr_study", "FakePipeline"]
+__all__ = [
+    "REPO",
+    "needs_models",
+    "PATIENT",
+    "SHAPE",
+    "make_volume",
+    "write_study",
+    "write_mr_study",
+    "FakePipeline",
+]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def models_available(repo: Path = REPO / "model_repository") -> bool:
+    """Whether both trained models (ONNX + spinevcf.json) are in the repository."""
+    return all(
+        (repo / name / "1" / "model.onnx").is_file() and (repo / name / "spinevcf.json").is_file()
+        for name in ("spine_localizer_3d", "vertebra_detector_2d")
+    )
+
+
+needs_models = pytest.mark.skipif(
+    not models_available(),
+    reason="model_repository/ has no trained ONNX models yet (1/model.onnx + spinevcf.json)",
+)
 
 #: Patient identifiers written into every test study; they must never appear in logs.
 PATIENT = {"PatientName": "Quarkfeld^Hildegunde", "PatientID": "PID-73914-QX", "PatientBirthDate": "19510203"}
@@ -103,6 +130,13 @@ class FakePipeline:
             status="ok" if cpr is not None else "no_spine",
             message=None if cpr is not None else "no vertebral body found in the field of view",
         )
+
+    def run(self, volume: Volume) -> PipelineResult:
+        curve = self.localize(volume)
+        cpr = None if curve is None else self.reformat(volume, curve)
+        detections = [] if cpr is None else self.detect(cpr)
+        record = self.grade(volume, cpr, detections)
+        return PipelineResult(record=record, cpr=cpr, timings_s={"localize": 0.0, "grade": 0.0})
 
     def close(self) -> None:
         self.closed = True

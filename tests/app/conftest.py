@@ -15,19 +15,6 @@ if str(REPO) not in sys.path:
 from _app_studies import write_mr_study, write_study  # noqa: E402
 
 
-def models_available(repo: Path = REPO / "model_repository") -> bool:
-    """Whether both trained models (ONNX + spinevcf.json) are in the repository."""
-    return all(
-        (repo / name / "1" / "model.onnx").is_file() and (repo / name / "spinevcf.json").is_file()
-        for name in ("spine_localizer_3d", "vertebra_detector_2d")
-    )
-
-
-needs_models = pytest.mark.skipif(
-    not models_available(), reason="model_repository/ has no trained ONNX models yet (1/model.onnx + spinevcf.json)"
-)
-
-
 @pytest.fixture(scope="session")
 def studies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One CT study with a bone column, one water-cylinder study, one MR study."""

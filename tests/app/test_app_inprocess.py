@@ -19,7 +19,9 @@ from spinevcf.errors import NoCTSeriesError
 STAGES = ("load", "localize", "cpr", "detect", "grade")
 
 
-def _run(monkeypatch: pytest.MonkeyPatch, study: Path, out: Path, *, spine: bool) -> tuple[SpineVCFApp, FakePipeline]:
+def _run(
+    monkeypatch: pytest.MonkeyPatch, study: Path, out: Path, *, spine: bool
+) -> tuple[SpineVCFApp, FakePipeline]:
     fake = FakePipeline(spine=spine)
     monkeypatch.setattr(app_module, "Pipeline", lambda *a, **k: fake)
     app = SpineVCFApp(settings=AppSettings(study, out, Path("unused")))
@@ -32,7 +34,9 @@ def _dciodvfy_errors(path: Path) -> list[str]:
     return [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("Error")]
 
 
-def test_graph_writes_all_outputs(monkeypatch: pytest.MonkeyPatch, studies: dict[str, Path], tmp_path: Path) -> None:
+def test_graph_writes_all_outputs(
+    monkeypatch: pytest.MonkeyPatch, studies: dict[str, Path], tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     app, fake = _run(monkeypatch, studies["ct"], out, spine=True)
     assert fake.calls == ["localize", "reformat", "detect", "grade"]

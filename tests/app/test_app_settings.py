@@ -10,7 +10,13 @@ from app.settings import parse_settings
 from spinevcf.errors import InputError
 from spinevcf.pipeline import default_model_repository
 
-_ENV = ("HOLOSCAN_INPUT_PATH", "HOLOSCAN_OUTPUT_PATH", "HOLOSCAN_MODEL_PATH", "TRITON_SERVER_NETLOC", "SPINEVCF_TRITON_PROTOCOL")
+_ENV = (
+    "HOLOSCAN_INPUT_PATH",
+    "HOLOSCAN_OUTPUT_PATH",
+    "HOLOSCAN_MODEL_PATH",
+    "TRITON_SERVER_NETLOC",
+    "SPINEVCF_TRITON_PROTOCOL",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -23,8 +29,19 @@ def test_command_line(tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
     (tmp_path / "models").mkdir()
     s = parse_settings(
-        ["app", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-m", str(tmp_path / "models"),
-         "--triton-url", "localhost:8001", "--triton-protocol", "http"]
+        [
+            "app",
+            "-i",
+            str(tmp_path / "in"),
+            "-o",
+            str(tmp_path / "out"),
+            "-m",
+            str(tmp_path / "models"),
+            "--triton-url",
+            "localhost:8001",
+            "--triton-protocol",
+            "http",
+        ]
     )
     assert s.input_folder == tmp_path / "in"
     assert s.output_folder == tmp_path / "out"

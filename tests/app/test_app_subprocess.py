@@ -14,9 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from _app_studies import PATIENT
-from conftest import REPO, needs_models
+from _app_studies import PATIENT, REPO, needs_models
 
 HERE = Path(__file__).resolve().parent
 _FAKE_DRIVER = (
@@ -35,7 +33,9 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _app(args: list[str], *, fake: bool | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _app(
+    args: list[str], *, fake: bool | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     if fake is None:
         cmd = [sys.executable, "-m", "app", *args]
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 from pathlib import Path
@@ -10,8 +11,25 @@ import pytest
 from _app_studies import FakePipeline, write_mr_study, write_study
 
 import spinevcf.pipeline as pipeline_module
-from spinevcf.cli import main
+from spinevcf import cli
+from spinevcf.commands import run as run_command
 from spinevcf.commands.run import EXIT_SOME_FAILED, StudyInput, discover_studies, is_valid_uid, output_names
+from spinevcf.errors import SpineVCFError
+
+
+def main(argv: list[str]) -> int:
+    """``spinevcf run ...`` through the run subcommand's own parser (as :func:`spinevcf.cli.main` does)."""
+    parser = argparse.ArgumentParser(prog="spinevcf")
+    run_command.add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SpineVCFError as exc:
+        return exc.exit_code
+
+
+def test_registered_in_cli() -> None:
+    assert "run" in cli.COMMANDS
 
 
 @pytest.fixture
@@ -67,7 +85,9 @@ def test_flat_folder_grouped_by_study(tmp_path: Path, fake_pipelines: list[FakeP
     studies = discover_studies(flat)
     assert len(studies) == 2 and all(len(s.files) == 24 for s in studies)
     assert main(["run", str(flat), str(tmp_path / "out"), "--no-progress"]) == 0
-    assert {p.name for p in (tmp_path / "out").iterdir() if p.is_dir()} == {s.study_instance_uid for s in studies}
+    assert {p.name for p in (tmp_path / "out").iterdir() if p.is_dir()} == {
+        s.study_instance_uid for s in studies
+    }
 
 
 def test_output_names_never_use_free_text() -> None:

@@ -96,8 +96,12 @@ def test_build_context_holds_only_the_app(rendered: Path) -> None:
     assert re.search(r"^onnxruntime==", reqs, re.MULTILINE) and not re.search(r"^torch\b", reqs, re.MULTILINE)
     for model in ("spine_localizer_3d", "vertebra_detector_2d"):
         assert (ctx / "models" / model / "config.pbtxt").is_file()
-    model_files = [p.relative_to(ctx / "models").as_posix() for p in (ctx / "models").rglob("*") if p.is_file()]
-    assert all(re.search(r"(config\.pbtxt|spinevcf\.json|/model\.onnx(\.data)?)$", f) for f in model_files), model_files
+    model_files = [
+        p.relative_to(ctx / "models").as_posix() for p in (ctx / "models").rglob("*") if p.is_file()
+    ]
+    assert all(re.search(r"(config\.pbtxt|spinevcf\.json|/model\.onnx(\.data)?)$", f) for f in model_files), (
+        model_files
+    )
     bad = re.compile(r"(^|/)(\.git|\.venv|\.map-venv|tests|__pycache__|\.pytest_cache)(/|$)|\.pyc$")
     files = [p.relative_to(ctx).as_posix() for p in ctx.rglob("*")]
     assert not [f for f in files if bad.search(f)]
