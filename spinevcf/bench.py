@@ -19,9 +19,9 @@ What is measured (see docs/performance.md for the targets and how to read the ta
 * **Triton** (with ``triton_url``): per-study latency and studies per minute at several
   concurrencies on a volume held in memory, and the model-only latency per request.
 
-Studies are synthetic (no patient data): a :mod:`spinevcf.synth` phantom rendered on a
-512 x 512 grid with the requested number of 1 mm slices, with Gaussian noise, written
-with :func:`spinevcf.io.dicom_write.write_ct_series` and reused from the work folder.
+Studies are synthetic (no patient data): :func:`spinevcf.synth.generate_case` with the
+slice count forced (512 x 512), written with :func:`spinevcf.synth.write_case` and reused
+from the work folder; other in-plane sizes (tests) render the phantom directly.
 
 Example:
     >>> summarize([1.0, 2.0, 3.0])["median_s"]
@@ -371,6 +371,28 @@ def _study_affine(phantom: Any, spec: StudySpec) -> npt.NDArray[np.float64]:
 
 
 def _generate_study(spec: StudySpec, dicom_dir: Path) -> dict[str, Any]:
+    """Write the study's DICOM series into ``dicom_dir`` (``<study folder>/dicom``).
+
+    512 x 512 studies come from :func:`spinevcf.synth.generate_case` (phantom plus scanner
+    simulation, ``n_slices`` forced, slice thickness as the generator samples it) and
+    :func:`spinevcf.synth.write_case`; other sizes (tests) from the phantom rendered
+    directly on a 1 mm grid with Gaussian noise (:func:`_render_study`).
+    """
+    if spec.size != DEFAULT_SIZE:
+        return _render_study(spec, dicom_dir)
+    from spinevcf.synth import GENERATOR_VERSION, SynthConfig, generate_case, write_case
+
+    config = SynthConfig(fov="thoracolumbar", n_slices=spec.n_slices, metal_rate=0.0, scoliosis_rate=0.0)
+    case = generate_case(spec.seed, config)
+    write_case(case, dicom_dir.parent)
+    return {
+        "generator": "spinevcf.synth.generate_case",
+        "generator_version": GENERATOR_VERSION,
+        "spacing_mm": [float(v) for v in case.volume.spacing],
+    }
+
+
+def _render_study(spec: StudySpec, dicom_dir: Path) -> dict[str, Any]:
     """Render the phantom, add noise and write the DICOM series into ``dicom_dir``."""
     from spinevcf.io.dicom_write import write_ct_series
     from spinevcf.synth.config import SynthConfig
@@ -394,7 +416,7 @@ def _generate_study(spec: StudySpec, dicom_dir: Path) -> dict[str, Any]:
         series_description=f"spinevcf benchmark {spec.n_slices} slices",
         rng_seed=spec.seed,
     )
-    return {"generator": "spinevcf.synth.phantom", "generator_version": GENERATOR_VERSION}
+    return {"generator": "spinevcf.synth.phantom", "generator_version": GENERATOR_VERSION, "spacing_mm": [SLICE_MM, FOV_MM / spec.size, FOV_MM / spec.size]}
 
 
 def ensure_study(workdir: Path, spec: StudySpec) -> Path:
@@ -420,7 +442,7 @@ def ensure_study(workdir: Path, spec: StudySpec) -> Path:
     log.info("generating a %d-slice %dx%d synthetic study in %s", spec.n_slices, spec.size, spec.size, root)
     t0 = time.perf_counter()
     meta = _generate_study(spec, dicom_dir)
-    meta.update(spec=spec.to_dict(), generate_s=time.perf_counter() - t0, slice_mm=SLICE_MM, fov_mm=FOV_MM)
+    meta.update(spec=spec.to_dict(), generate_s=time.perf_counter() - t0)
     marker.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return dicom_dir
 
@@ -781,7 +803,13 @@ def measure_triton(
         lock = threading.Lock()
         barrier = threading.Barrier(c + 1)
 
-        def work(pipe: Pipeline) -> None:
+        def work(
+            pipe: Pipeline,
+            latencies: list[float] = latencies,
+            errors: list[BaseException] = errors,
+            lock: threading.Lock = lock,
+            barrier: threading.Barrier = barrier,
+        ) -> None:
             barrier.wait()
             for _ in range(per_thread):
                 t0 = time.perf_counter()
@@ -960,7 +988,9 @@ def run_benchmark(opts: BenchOptions) -> dict[str, Any]:
         opts.progress(f"study: {spec.n_slices} slices of {spec.size}x{spec.size}")
         studies[spec.n_slices] = ensure_study(workdir, spec)
         marker = json.loads((studies[spec.n_slices].parent / STUDY_MARKER).read_text(encoding="utf-8"))
-        study_meta.append({**spec.to_dict(), "path": str(studies[spec.n_slices]), "generator": marker.get("generator")})
+        study_meta.append(
+            {**spec.to_dict(), "path": str(studies[spec.n_slices]), "generator": marker.get("generator"), "spacing_mm": marker.get("spacing_mm")}
+        )
 
     entries = []
     with tempfile.TemporaryDirectory(prefix="spinevcf-bench-") as scratch:

@@ -13,7 +13,7 @@ from spinevcf.errors import SpineVCFError
 __all__ = ["main", "COMMANDS"]
 
 #: Subcommand modules under spinevcf.commands, in help order.
-COMMANDS: tuple[str, ...] = ("inspect", "synth", "train", "evaluate", "run", "bench")
+COMMANDS: tuple[str, ...] = ("inspect", "synth", "train", "evaluate", "run", "bench", "pacs")
 
 log = logging.getLogger("spinevcf")
 

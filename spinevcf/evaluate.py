@@ -1,6 +1,7 @@
 """Evaluation of results.json files against truth.json files (the shared schema).
 
-Layout: ``truth_dir/<case>/truth.json`` and ``results_dir/<case>/results.json``; cases are
+Layout: ``truth_dir/<case>/truth.json`` and ``results_dir/<case>/results.json`` (or
+``results_dir/<StudyInstanceUID>/results.json``, as ``spinevcf run`` writes them); cases are
 matched by folder name. Every truth case is evaluated; a case without results (or with a
 ``status`` other than ``"ok"``) counts as a study with no detections and patient
 probability 0, and is reported in ``counts["missing_results"]`` / ``counts["failed_results"]``.
@@ -308,6 +309,14 @@ def evaluate(truth_dir: str | Path, results_dir: str | Path) -> EvaluationReport
         ),
         0,
     )
+    # Results may be in folders named after the case (as truth) or after the study UID
+    # (as ``spinevcf run`` names them): index the latter by the truth's case name.
+    by_uid = {_load(p).study_instance_uid: p for c, p in results.items() if c not in truths}
+    for case, tpath in truths.items():
+        if case not in results:
+            uid = _load(tpath).study_instance_uid
+            if uid and uid in by_uid:
+                results[case] = by_uid.pop(uid)
     counts["extra_results"] = len(set(results) - set(truths))
     centre_err: list[float] = []
     kp_err: list[float] = []

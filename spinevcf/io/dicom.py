@@ -132,6 +132,8 @@ ORIENTATION_TOL = 1e-3
 #: A valid DICOM UID: digits and dots (PS3.5 9.1), at most :data:`_UID_MAX_LEN` characters.
 _UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 _UID_MAX_LEN = 64
+#: Largest |RescaleSlope| / |RescaleIntercept| applied with integer arithmetic.
+_INT_RESCALE_MAX = 2**20
 #: Without an explicit ``max_bytes``, a volume may use at most this fraction of physical memory.
 DEFAULT_MEMORY_FRACTION = 0.5
 
@@ -783,7 +785,22 @@ def check_series(candidate: SeriesCandidate) -> SeriesGeometry:
 
 
 def _is_integral(x: float) -> bool:
-    return float(x).is_integer()
+    # Large integers take the float path: int64 arithmetic must not overflow.
+    return float(x).is_integer() and abs(x) <= _INT_RESCALE_MAX
+
+
+def _check_rescale(label: str, frames: Sequence[FrameRef]) -> None:
+    """Refuse a RescaleSlope/RescaleIntercept that is not finite, or a zero slope.
+
+    Raises:
+        InputError: a slice has such a value.
+    """
+    for f in frames:
+        if not (math.isfinite(f.slope) and math.isfinite(f.intercept)) or f.slope == 0:
+            raise InputError(
+                f"{label}: file {f.path.name} has an unusable RescaleSlope/RescaleIntercept "
+                "(not finite, or a zero slope); the Hounsfield units cannot be computed"
+            )
 
 
 def _check_decodable(candidate: SeriesCandidate, frames: Sequence[FrameRef]) -> None:
@@ -999,6 +1016,7 @@ def load_series(candidate: SeriesCandidate, *, max_bytes: int | None = None) -> 
             f"e.g. {candidate.unreadable[0].name}"
         )
     _check_uids(candidate, frames)
+    _check_rescale(label, frames)
     _check_decodable(candidate, frames)
     integral = all(_is_integral(f.slope) and _is_integral(f.intercept) for f in frames)
     dtype = np.dtype(np.int16 if integral else np.float32)
@@ -1045,7 +1063,13 @@ def load_series(candidate: SeriesCandidate, *, max_bytes: int | None = None) -> 
             else:
                 out[i] = tmp
         else:
-            out[i] = raw.astype(np.float32) * np.float32(f.slope) + np.float32(f.intercept)
+            with np.errstate(over="ignore", invalid="ignore"):
+                out[i] = raw.astype(np.float64) * f.slope + f.intercept
+            if not np.isfinite(out[i]).all():
+                raise InputError(
+                    f"{label}: file {f.path.name}: RescaleSlope/RescaleIntercept give values beyond the "
+                    "float32 range; the Hounsfield units cannot be represented"
+                )
     header = candidate.header
     info = SeriesInfo(
         study_instance_uid=candidate.study_instance_uid,

@@ -81,3 +81,11 @@ def assert_sane_volume(vol: Volume) -> None:
     assert np.isfinite(vol.affine).all()
     assert np.allclose(vol.affine[3], [0, 0, 0, 1])
     assert abs(np.linalg.det(vol.affine[:3, :3])) > 1e-6
+
+
+def patient_strings() -> tuple[str, ...]:
+    """The distinctive patient identifiers of the corpus and their parts (for leak checks)."""
+    from corpus import PATIENT
+
+    name = PATIENT["PatientName"]
+    return (name, *name.split("^"), PATIENT["PatientID"])

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _fake_app import FakePipeline
-from _reliability import assert_sane_volume, require_models, run_app_subprocess
+from _reliability import assert_sane_volume, patient_strings, require_models, run_app_subprocess
 from corpus import CASES, OBLIQUE_OK_DEG, TILT_OK_DEG, VOLUME, Case, case_by_name
 
 import app.app as app_module
@@ -141,8 +141,10 @@ def test_app_in_process(case: Case, corpus_root: Path, tmp_path: Path, monkeypat
 
 
 def _check_subprocess(case: Case, study: Path, out: Path, *, fake: bool) -> None:
-    run = run_app_subprocess(study, out, fake=fake)
+    run = run_app_subprocess(study, out, "-l", "DEBUG", fake=fake)
     assert TRACEBACK not in run.stderr and TRACEBACK not in run.stdout
+    for secret in patient_strings():
+        assert secret.lower() not in (run.stdout + run.stderr).lower(), f"patient identifier {secret!r} in the output"
     if case.app == "error":
         assert run.returncode == case.exit_code, run.stderr[-2000:]
         errors = [line for line in run.stderr.splitlines() if line.startswith("spinevcf: error:")]
