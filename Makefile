@@ -28,6 +28,7 @@ venv: $(STAMP)
 
 sysdeps:
 	@bash scripts/install_system_deps.sh
+	@bash scripts/orthanc/install_orthanc.sh || echo "sysdeps: Orthanc not installed (the pacs tests will skip)"
 
 test: venv sysdeps
 	$(BIN)/python -m pytest -q

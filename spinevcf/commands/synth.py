@@ -19,14 +19,28 @@ log = logging.getLogger(__name__)
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register the ``synth`` subcommand."""
-    p = sub.add_parser("synth", help="generate synthetic spine CT studies with ground truth", description=__doc__)
+    p = sub.add_parser(
+        "synth", help="generate synthetic spine CT studies with ground truth", description=__doc__
+    )
     p.add_argument("out", type=Path, metavar="OUT", help="output folder (case_0000, case_0001, ... inside)")
     p.add_argument("--cases", type=int, default=1, help="number of cases (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the first case; case k uses seed+k (default 0)")
-    p.add_argument("--fracture-rate", type=float, default=None, help="probability per eligible vertebra of a grade 1-3 fracture")
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the first case; case k uses seed+k (default 0)"
+    )
+    p.add_argument(
+        "--fracture-rate",
+        type=float,
+        default=None,
+        help="probability per eligible vertebra of a grade 1-3 fracture",
+    )
     p.add_argument("--fov", choices=["thoracic", "lumbar", "thoracolumbar", "random"], default="random")
     p.add_argument("--slices", type=int, default=None, help="force this number of slices per case")
-    p.add_argument("--compress", choices=["jpeg2000", "jpegls", "rle"], default=None, help="lossless compressed transfer syntax")
+    p.add_argument(
+        "--compress",
+        choices=["jpeg2000", "jpegls", "rle"],
+        default=None,
+        help="lossless compressed transfer syntax",
+    )
     p.set_defaults(func=run)
 
 

@@ -104,7 +104,9 @@ def scanner_affine(acq: Acquisition) -> npt.NDArray[np.float64]:
     return aff
 
 
-def sample_acquisition(rng: np.random.Generator, phantom: Phantom, config: SynthConfig | None = None) -> Acquisition:
+def sample_acquisition(
+    rng: np.random.Generator, phantom: Phantom, config: SynthConfig | None = None
+) -> Acquisition:
     """Draw scanner settings and a field of view for ``phantom``."""
     cfg = config or SynthConfig()
     preset = cfg.fov
@@ -131,7 +133,11 @@ def sample_acquisition(rng: np.random.Generator, phantom: Phantom, config: Synth
     position = str(rng.choice(list(PATIENT_ORIENTATIONS), p=[0.8, 0.1, 0.07, 0.03]))
     head_first = position.startswith("HF")
     kernel = str(rng.choice(["smooth", "standard", "sharp"], p=[0.35, 0.4, 0.25]))
-    sigma = {"smooth": rng.uniform(0.7, 1.0), "standard": rng.uniform(0.45, 0.7), "sharp": rng.uniform(0.3, 0.45)}[kernel]
+    sigma = {
+        "smooth": rng.uniform(0.7, 1.0),
+        "standard": rng.uniform(0.45, 0.7),
+        "sharp": rng.uniform(0.3, 0.45),
+    }[kernel]
     sharpen = rng.uniform(0.5, 1.2) if kernel == "sharp" else 0.0
     noise = float(rng.uniform(5.0, 40.0))
     pad_draw = rng.random()
@@ -161,7 +167,9 @@ def _kernel(img: npt.NDArray[np.float32], sigma_px: float, sharpen: float) -> np
     """Apply the reconstruction kernel in-plane (in place where possible)."""
     out = ndimage.gaussian_filter(img, sigma=(0.0, sigma_px, sigma_px), truncate=3.0)
     if sharpen > 0:
-        low = ndimage.gaussian_filter(out, sigma=(0.0, 2.0 * sigma_px + 0.5, 2.0 * sigma_px + 0.5), truncate=2.5)
+        low = ndimage.gaussian_filter(
+            out, sigma=(0.0, 2.0 * sigma_px + 0.5, 2.0 * sigma_px + 0.5), truncate=2.5
+        )
         out += np.float32(sharpen) * (out - low)
     return out
 
@@ -198,7 +206,10 @@ def _streaks(
             order = np.argsort(sizes)[::-1][:2]
             (y0, x0), (y1, x1) = cents[order[0]], cents[order[1]]
             d = np.hypot(x1 - x0, y1 - y0) + 1e-6
-            dist = np.abs((xx - np.float32(x0)) * np.float32((y1 - y0) / d) - (yy - np.float32(y0)) * np.float32((x1 - x0) / d))
+            dist = np.abs(
+                (xx - np.float32(x0)) * np.float32((y1 - y0) / d)
+                - (yy - np.float32(y0)) * np.float32((x1 - x0) / d)
+            )
             field -= np.float32(0.8) * np.exp(-((dist / np.float32(6.0)) ** 2))
         img[k] += np.float32(amplitude) * field * ~metal
 
@@ -215,7 +226,9 @@ def _add_noise(img: npt.NDArray[np.float32], rng: np.random.Generator, sigma: np
     neighbouring slices are uncorrelated and no pattern repeats visibly.
     """
     n, rows, cols = img.shape
-    pool = rng.standard_normal((min(n, _POOL_SLICES), rows + _POOL_MARGIN, cols + _POOL_MARGIN), dtype=np.float32)
+    pool = rng.standard_normal(
+        (min(n, _POOL_SLICES), rows + _POOL_MARGIN, cols + _POOL_MARGIN), dtype=np.float32
+    )
     pool *= sigma
     picks = rng.integers(0, len(pool), n)
     offs = rng.integers(0, _POOL_MARGIN + 1, (n, 2))

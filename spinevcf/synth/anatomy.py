@@ -110,11 +110,11 @@ TRABECULAR_HU_BY_DENSITY: dict[str, tuple[float, float]] = {
     "osteoporotic": (20.0, 100.0),
 }
 #: Intervertebral disc HU range (annulus/nucleus average).
-DISC_HU: tuple[float, float] = (60.0, 110.0)
+DISC_HU: tuple[float, float] = (75.0, 120.0)
 #: Subcutaneous and visceral fat.
 FAT_HU: tuple[float, float] = (-115.0, -85.0)
 #: Skeletal muscle.
-MUSCLE_HU: tuple[float, float] = (35.0, 60.0)
+MUSCLE_HU: tuple[float, float] = (20.0, 55.0)
 #: Aerated lung parenchyma.
 LUNG_HU: tuple[float, float] = (-880.0, -800.0)
 #: Air.

@@ -19,7 +19,9 @@ from spinevcf.synth.spine import LABEL_OTHER_BONE, Spine, _canal_half
 
 __all__ = ["Torso", "SlabEllipse", "MaskShape", "Table", "sample_body"]
 
-MaskFn = Callable[[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]], npt.NDArray[np.bool_]]
+MaskFn = Callable[
+    [npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]], npt.NDArray[np.bool_]
+]
 
 
 @dataclass
@@ -157,7 +159,10 @@ class Table:
         d = self.direction
         y0, y1 = self.y_top, self.y_top + d * (self.pad_mm + 60.0)
         zs = cv.affine[2, :3] @ (np.array(cv.shape) - 1) + cv.affine[2, 3], cv.affine[2, 3]
-        sl = cv.box([self.cx - self.half_width - 10, min(y0, y1) - 40, min(zs) - 10], [self.cx + self.half_width + 10, max(y0, y1) + 40, max(zs) + 10])
+        sl = cv.box(
+            [self.cx - self.half_width - 10, min(y0, y1) - 40, min(zs) - 10],
+            [self.cx + self.half_width + 10, max(y0, y1) + 40, max(zs) + 10],
+        )
         if sl is None:
             return
         x, y, _ = cv.coords(sl)
@@ -201,6 +206,13 @@ def sample_torso(rng: np.random.Generator, spine: Spine) -> Torso:
     ax = hw * wf + fat
     ay = hd * df + fat + 0.5 * ay_extra
     y_back = sy + back + 0.7 * fat
+    # Lying supine, the back's soft tissue settles onto the table: bring the skin near the
+    # most posterior points of the trunk (lordotic gaps keep a few centimetres).
+    trunk = (f > 8.0) & (f < 24.0)
+    y_ref = float(np.percentile(y_back[trunk], 90)) if trunk.any() else float(y_back.max())
+    sag = 0.8 * np.clip(y_ref - y_back - 12.0, 0.0, None) * np.clip(f - 5.5, 0.0, 1.0)
+    y_back = y_back + sag
+    ay = ay + 0.5 * sag
     cy = y_back - 0.92 * ay
     xm = float(np.mean(sx))
     cx = xm + 0.3 * (sx - xm)
@@ -208,7 +220,9 @@ def sample_torso(rng: np.random.Generator, spine: Spine) -> Torso:
     return Torso(z, cx, cy, ax, ay, y_back, fat, wall, sx, sy, f)
 
 
-def _rib_path(torso: Torso, spine: Spine, level: str, side: float, rng: np.random.Generator) -> tuple[npt.NDArray[np.float64], float, float]:
+def _rib_path(
+    torso: Torso, spine: Spine, level: str, side: float, rng: np.random.Generator
+) -> tuple[npt.NDArray[np.float64], float, float]:
     """Rib centre line (LPS points), index where the bone ends (rest: cartilage), drop."""
     vb = spine.by_level(level)
     assert vb is not None  # thoracic levels always exist
@@ -219,7 +233,9 @@ def _rib_path(torso: Torso, spine: Spine, level: str, side: float, rng: np.rando
     head = vb.to_global([[side * (vb.half_width + 2.0), vpb - 0.3 * vb.half_depth, 0.45 * h]])[0]
     tp_dir = np.array([side, 0.55, 0.15]) / np.linalg.norm([1.0, 0.55, 0.15])
     tp_len = 26.0 - 1.0 * (num - 1)
-    tip = vb.to_global([np.array([side * (cw + 3.0), vpb + 1.3 * ca, 0.15 * h]) + tp_len * tp_dir * 0.9 + [0, 4.0, 0]])[0]
+    tip = vb.to_global(
+        [np.array([side * (cw + 3.0), vpb + 1.3 * ca, 0.15 * h]) + tp_len * tp_dir * 0.9 + [0, 4.0, 0]]
+    )[0]
     z0 = tip[2]
     cx = torso.at("cx", z0)
     inset = torso.at("fat", z0) + 0.6 * torso.at("wall", z0)
@@ -228,19 +244,49 @@ def _rib_path(torso: Torso, spine: Spine, level: str, side: float, rng: np.rando
     y_rear = tip[1] + 6.0
     bb, cy = 0.5 * (y_rear - y_front), 0.5 * (y_rear + y_front)
     th0 = float(np.arcsin(np.clip(side * (tip[0] - cx) / aa, 0.0, 0.95)))
-    end_bone = {1: 2.45, 2: 2.55, 3: 2.6, 4: 2.6, 5: 2.6, 6: 2.55, 7: 2.5, 8: 2.3, 9: 2.15, 10: 2.0, 11: 1.75, 12: 1.35}[num]
-    end_cart = {1: 2.95, 2: 2.92, 3: 2.9, 4: 2.88, 5: 2.85, 6: 2.8, 7: 2.75, 8: 2.55, 9: 2.4, 10: 2.25, 11: 1.8, 12: 1.4}[num]
+    end_bone = {
+        1: 2.45,
+        2: 2.55,
+        3: 2.6,
+        4: 2.6,
+        5: 2.6,
+        6: 2.55,
+        7: 2.5,
+        8: 2.3,
+        9: 2.15,
+        10: 2.0,
+        11: 1.75,
+        12: 1.35,
+    }[num]
+    end_cart = {
+        1: 2.95,
+        2: 2.92,
+        3: 2.9,
+        4: 2.88,
+        5: 2.85,
+        6: 2.8,
+        7: 2.75,
+        8: 2.55,
+        9: 2.4,
+        10: 2.25,
+        11: 1.8,
+        12: 1.4,
+    }[num]
     drop = {1: 22.0, 2: 35.0, 11: 35.0, 12: 25.0}.get(num, rng.uniform(50.0, 75.0))
     th = np.linspace(th0 + 0.2, end_cart, 16)
     frac = (th - th[0]) / (end_cart - th[0])
     rr = 1.0 + 0.05 * np.sin(np.pi * frac)
-    ring = np.stack([cx + side * aa * rr * np.sin(th), cy + bb * rr * np.cos(th), z0 + 4.0 - drop * frac**1.2], axis=1)
+    ring = np.stack(
+        [cx + side * aa * rr * np.sin(th), cy + bb * rr * np.cos(th), z0 + 4.0 - drop * frac**1.2], axis=1
+    )
     path = np.concatenate([[head, tip], ring])
     n_bone = 2 + int(np.searchsorted(th, end_bone))
     return path, n_bone, drop
 
 
-def sample_body(rng: np.random.Generator, spine: Spine, torso: Torso, *, contrast: bool) -> tuple[list[object], list[object]]:
+def sample_body(
+    rng: np.random.Generator, spine: Spine, torso: Torso, *, contrast: bool
+) -> tuple[list[object], list[object]]:
     """Soft-tissue structures and non-spinal bones (each a drawable), in paint order."""
     z, f = torso.z, torso.level
     soft: list[object] = []
@@ -262,20 +308,42 @@ def sample_body(rng: np.random.Generator, spine: Spine, torso: Torso, *, contras
     inset = torso.fat + torso.wall
     cav = (torso.cx, torso.cy, torso.ax - inset, torso.ay - inset)
     cav_back = torso.spine_y + 45.0
+
+    def curved_back(offset: float) -> MaskFn:
+        """Posterior boundary of the thoracic cavity: a parabola through the rib angles."""
+
+        def fn(
+            x: npt.NDArray[np.float32], y: npt.NDArray[np.float32], zz: npt.NDArray[np.float32]
+        ) -> npt.NDArray[np.bool_]:
+            sx = np.interp(zz.ravel(), z, torso.spine_x).astype(F32).reshape(zz.shape)
+            sy = np.interp(zz.ravel(), z, torso.spine_y).astype(F32).reshape(zz.shape)
+            return y <= sy + F32(offset) - F32(0.0025) * (x - sx) ** 2
+
+        return fn
+
     z_cav_top = zl(6.3)
     visceral = rng.uniform(-100.0, -40.0)
-    soft.append(SlabEllipse(z, [cav], visceral, zbot + 40.0, z_cav_top, y_max=cav_back))
+    soft.append(
+        SlabEllipse(z, [cav], visceral, zbot + 40.0, z_cav_top, y_max=cav_back, extra=curved_back(40.0))
+    )
     # muscle around the spine (crura, longus colli, intercostal insertions) and erector spinae
     col = (torso.spine_x, torso.spine_y + 8.0, 34.0 + 0 * z, 30.0 + 0 * z)
     soft.append(SlabEllipse(z, [col], muscle_hu, zbot, ztop))
     for side in (-1.0, 1.0):
         es = (torso.spine_x + side * 32.0, torso.spine_y + 52.0, 30.0 + 0 * z, 32.0 + 0 * z)
-        soft.append(SlabEllipse(z, [es, mus], muscle_hu + 4.0, zbot, ztop, y_max=torso.y_back - 0.7 * torso.fat))
+        soft.append(
+            SlabEllipse(z, [es, mus], muscle_hu + 4.0, zbot, ztop, y_max=torso.y_back - 0.7 * torso.fat)
+        )
     # psoas and quadratus lumborum
     lum = np.clip((f - 17.5) / 2.5, 0, 1) * np.clip((26.0 - f) / 1.5, 0, 1)
     ps_r = 4.0 + lum * np.clip((f - 18.0) / 5.0, 0, 1) * 20.0
     for side in (-1.0, 1.0):
-        psoas = (torso.spine_x + side * (18.0 + 0.9 * ps_r + 6.0), torso.spine_y - 4.0, ps_r + 1e-3, ps_r * 1.1 + 1e-3)
+        psoas = (
+            torso.spine_x + side * (18.0 + 0.9 * ps_r + 6.0),
+            torso.spine_y - 4.0,
+            ps_r + 1e-3,
+            ps_r * 1.1 + 1e-3,
+        )
         soft.append(SlabEllipse(z, [psoas], muscle_hu + 3.0, zl(18.0), zl(25.5)))
         ql = (torso.spine_x + side * (45.0 + ps_r), torso.spine_y + 25.0, 14.0 + 0 * z, 12.0 + 0 * z)
         soft.append(SlabEllipse(z, [ql], muscle_hu, zl(19.0), zl(23.5)))
@@ -285,7 +353,9 @@ def sample_body(rng: np.random.Generator, spine: Spine, torso: Torso, *, contras
     acx, acy = torso.at("cx", z_dome[-1.0]), torso.at("cy", z_dome[-1.0])
     aax, aay = torso.at("ax", z_dome[-1.0]) - torso.at("fat", z_dome[-1.0]), torso.at("ay", z_dome[-1.0])
 
-    def diaphragm(side: float) -> Callable[[npt.NDArray[np.float32], npt.NDArray[np.float32]], npt.NDArray[np.float32]]:
+    def diaphragm(
+        side: float,
+    ) -> Callable[[npt.NDArray[np.float32], npt.NDArray[np.float32]], npt.NDArray[np.float32]]:
         xd = acx + side * 0.45 * aax
         yd = acy
 
@@ -302,11 +372,24 @@ def sample_body(rng: np.random.Generator, spine: Spine, torso: Torso, *, contras
     taper = np.sqrt(np.clip((z_apex - z) / 45.0, 0.05, 1.0))
     for side in (-1.0, 1.0):
         acav = torso.ax - inset
-        lung = (torso.cx + side * 0.52 * acav, torso.cy + 0.1 * (torso.ay - inset), 0.47 * acav * taper, 0.92 * (torso.ay - inset) * taper)
+        lung = (
+            torso.cx + side * 0.52 * acav,
+            torso.cy + 0.1 * (torso.ay - inset),
+            0.47 * acav * taper,
+            0.92 * (torso.ay - inset) * taper,
+        )
         zf = dia[side]
 
-        def below(x: npt.NDArray[np.float32], y: npt.NDArray[np.float32], zz: npt.NDArray[np.float32], zf: Callable = zf) -> npt.NDArray[np.bool_]:  # type: ignore[type-arg]
-            return zz > zf(x, y)
+        back_fn = curved_back(36.0)
+
+        def below(
+            x: npt.NDArray[np.float32],
+            y: npt.NDArray[np.float32],
+            zz: npt.NDArray[np.float32],
+            zf: Callable = zf,
+            bf: MaskFn = back_fn,
+        ) -> npt.NDArray[np.bool_]:  # type: ignore[type-arg]
+            return (zz > zf(x, y)) & bf(x, y, zz)
 
         xlim = torso.spine_x + side * (20.0 + 0 * z)
         soft.append(
@@ -341,15 +424,31 @@ def sample_body(rng: np.random.Generator, spine: Spine, torso: Torso, *, contras
             bend = rng.normal(size=3) * 12.0
             p0 = hila[side]
             pts = np.array([p0, p0 + 0.5 * length * d + bend, p0 + length * d + 2 * bend])
-            soft.append(Tube(pts, ra=[5.0, 3.0, 1.2], rb=[5.0, 3.0, 1.2], normals=[0, 0, 1.0], hu=blood if contrast else 40.0))
+            soft.append(
+                Tube(
+                    pts,
+                    ra=[5.0, 3.0, 1.2],
+                    rb=[5.0, 3.0, 1.2],
+                    normals=[0, 0, 1.0],
+                    hu=blood if contrast else 40.0,
+                )
+            )
     # heart (myocardium shell, blood pool) and great vessels
     zh = z_dome[1.0] + rng.uniform(30.0, 50.0)
-    hc = np.array([torso.at("cx", zh) + rng.uniform(15.0, 35.0), torso.at("cy", zh) - 0.25 * torso.at("ay", zh), zh])
+    hc = np.array(
+        [torso.at("cx", zh) + rng.uniform(15.0, 35.0), torso.at("cy", zh) - 0.25 * torso.at("ay", zh), zh]
+    )
     hrot = rotation_from_axes([0.5, -0.5, -0.7], [0.0, 1.0, 0.0])
     hsize = rng.uniform(0.9, 1.15)
-    soft.append(Ellipsoid(hc, np.array([50.0, 45.0, 62.0]) * hsize, hrot, hu=blood, shell_mm=9.0, shell_hu=45.0))
-    soft.append(Ellipsoid(hc + [0, -15.0, 0], np.array([62.0, 58.0, 70.0]) * hsize, hrot, hu=-90.0, shell_mm=0))  # pericardial fat
-    soft.append(Ellipsoid(hc, np.array([50.0, 45.0, 62.0]) * hsize, hrot, hu=blood, shell_mm=9.0, shell_hu=45.0))
+    soft.append(
+        Ellipsoid(hc, np.array([50.0, 45.0, 62.0]) * hsize, hrot, hu=blood, shell_mm=9.0, shell_hu=45.0)
+    )
+    soft.append(
+        Ellipsoid(hc + [0, -15.0, 0], np.array([62.0, 58.0, 70.0]) * hsize, hrot, hu=-90.0, shell_mm=0)
+    )  # pericardial fat
+    soft.append(
+        Ellipsoid(hc, np.array([50.0, 45.0, 62.0]) * hsize, hrot, hu=blood, shell_mm=9.0, shell_hu=45.0)
+    )
     ao_r = rng.uniform(0.9, 1.2)
     desc = []
     for lev in ("T5", "T6", "T8", "T10", "T12", "L1", "L2", "L3", "L4"):
@@ -357,11 +456,11 @@ def sample_body(rng: np.random.Generator, spine: Spine, torso: Torso, *, contras
         assert vb is not None
         desc.append(vb.to_global([[vb.half_width * 0.35 + 6.0, -vb.half_depth - 12.0 * ao_r + 2.0, 0.0]])[0])
     arch_top = zl(8.8)
-    asc = [hc + np.array([-15.0, -5.0, 45.0]), np.array([hc[0] - 12.0, hc[1] + 5.0, arch_top - 25.0])]
+    asc = [hc + np.array([-12.0, 5.0, 35.0]), np.array([hc[0] - 18.0, hc[1] + 10.0, arch_top - 20.0])]
     arch = [np.array([torso.at("spine_x", arch_top) - 5.0, torso.at("spine_y", arch_top) - 55.0, arch_top]),
             np.array([torso.at("spine_x", arch_top) + 15.0, torso.at("spine_y", arch_top) - 30.0, arch_top - 8.0])]  # fmt: skip
     ao_pts = np.array(asc + arch + desc)
-    ao_rad = np.array([15.0, 14.0, 13.0, 12.5] + [12.0] * 4 + [10.5] * 5)[: len(ao_pts)] * ao_r
+    ao_rad = np.array([14.0, 13.0, 12.0, 11.5] + [11.0] * 4 + [9.5] * 5)[: len(ao_pts)] * ao_r
     soft.append(Tube(ao_pts, ra=ao_rad, rb=ao_rad, normals=[0, 0, 1.0], hu=blood))
     bif = desc[-1]
     for side in (-1.0, 1.0):
@@ -381,18 +480,51 @@ def sample_body(rng: np.random.Generator, spine: Spine, torso: Torso, *, contras
     # liver, spleen, stomach (below the domes)
     zr = z_dome[-1.0]
     liver_hu = rng.uniform(*A.LIVER_HU) + (45.0 if contrast else 0.0)
-    lc = np.array([torso.at("cx", zr) - 0.38 * torso.at("ax", zr), torso.at("cy", zr) + 0.05 * torso.at("ay", zr), zr - 55.0])
-    lr = np.array([0.55 * (torso.at("ax", zr) - torso.at("fat", zr)), 0.8 * (torso.at("ay", zr) - torso.at("fat", zr)), 95.0]) * rng.uniform(0.9, 1.1, 3)
+    lc = np.array(
+        [
+            torso.at("cx", zr) - 0.38 * torso.at("ax", zr),
+            torso.at("cy", zr) + 0.05 * torso.at("ay", zr),
+            zr - 55.0,
+        ]
+    )
+    lr = np.array(
+        [
+            0.55 * (torso.at("ax", zr) - torso.at("fat", zr)),
+            0.8 * (torso.at("ay", zr) - torso.at("fat", zr)),
+            95.0,
+        ]
+    ) * rng.uniform(0.9, 1.1, 3)
 
-    def liver_mask(x: npt.NDArray[np.float32], y: npt.NDArray[np.float32], zz: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
-        q = ((x - F32(lc[0])) / F32(lr[0])) ** 2 + ((y - F32(lc[1])) / F32(lr[1])) ** 2 + ((zz - F32(lc[2])) / F32(lr[2])) ** 2
+    def liver_mask(
+        x: npt.NDArray[np.float32], y: npt.NDArray[np.float32], zz: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.bool_]:
+        q = (
+            ((x - F32(lc[0])) / F32(lr[0])) ** 2
+            + ((y - F32(lc[1])) / F32(lr[1])) ** 2
+            + ((zz - F32(lc[2])) / F32(lr[2])) ** 2
+        )
         return (q <= 1.0) & (zz < dia[-1.0](x, y) - F32(2.0)) & (y < F32(torso.at("spine_y", zr) + 15.0))
 
     soft.append(MaskShape(lc - lr, lc + lr, liver_mask, liver_hu))
     zs = z_dome[1.0] - 45.0
-    spc = np.array([torso.at("cx", zs) + 0.55 * (torso.at("ax", zs) - inset[0]), torso.at("spine_y", zs) - 10.0, zs])
-    soft.append(Ellipsoid(spc, np.array([30.0, 45.0, 50.0]) * rng.uniform(0.8, 1.2), rotation_from_axes([0, 0, 1.0], [0.4, 1.0, 0]), hu=liver_hu - 5))
-    stc = np.array([torso.at("cx", zs) + 0.3 * torso.at("ax", zs), torso.at("cy", zs) - 0.35 * torso.at("ay", zs), zs - 10.0])
+    spc = np.array(
+        [torso.at("cx", zs) + 0.55 * (torso.at("ax", zs) - inset[0]), torso.at("spine_y", zs) - 10.0, zs]
+    )
+    soft.append(
+        Ellipsoid(
+            spc,
+            np.array([30.0, 45.0, 50.0]) * rng.uniform(0.8, 1.2),
+            rotation_from_axes([0, 0, 1.0], [0.4, 1.0, 0]),
+            hu=liver_hu - 5,
+        )
+    )
+    stc = np.array(
+        [
+            torso.at("cx", zs) + 0.3 * torso.at("ax", zs),
+            torso.at("cy", zs) - 0.35 * torso.at("ay", zs),
+            zs - 10.0,
+        ]
+    )
     soft.append(Ellipsoid(stc, np.array([45.0, 35.0, 50.0]), np.eye(3), hu=25.0, shell_mm=4.0, shell_hu=45.0))
     soft.append(Ellipsoid(stc + [0, -22.0, 0], np.array([35.0, 14.0, 40.0]), np.eye(3), hu=-990.0))
     # kidneys
@@ -400,7 +532,16 @@ def sample_body(rng: np.random.Generator, spine: Spine, torso: Torso, *, contras
         zk = zl(20.0 + (-0.5 if side > 0 else 0.0) + rng.normal(0, 0.3))
         kc = np.array([torso.at("spine_x", zk) + side * 62.0, torso.at("spine_y", zk) + 8.0, zk])
         krot = rotation_from_axes([side * -0.25, -0.15, 1.0], [0.0, 1.0, 0.0])
-        soft.append(Ellipsoid(kc, np.array([27.0, 22.0, 55.0]), krot, hu=150.0 if contrast else 32.0, shell_mm=6.0, shell_hu=(190.0 if contrast else 32.0)))
+        soft.append(
+            Ellipsoid(
+                kc,
+                np.array([27.0, 22.0, 55.0]),
+                krot,
+                hu=150.0 if contrast else 32.0,
+                shell_mm=6.0,
+                shell_hu=(190.0 if contrast else 32.0),
+            )
+        )
         soft.append(Ellipsoid(kc + [-side * 12.0, -4.0, 0], np.array([9.0, 8.0, 28.0]), krot, hu=-60.0))
     # bowel loops with gas
     zb_top, zb_bot = zl(19.5), zl(26.0)
@@ -408,8 +549,17 @@ def sample_body(rng: np.random.Generator, spine: Spine, torso: Torso, *, contras
         zz = rng.uniform(zb_bot, zb_top)
         ang = rng.uniform(0, 2 * np.pi)
         rad = np.sqrt(rng.uniform(0, 1)) * 0.8
-        a_c, b_c = torso.at("ax", zz) - torso.at("fat", zz) - 20.0, torso.at("ay", zz) - torso.at("fat", zz) - 20.0
-        c = np.array([torso.at("cx", zz) + rad * a_c * np.sin(ang), torso.at("cy", zz) - abs(rad * b_c * np.cos(ang)) * 0.9, zz])
+        a_c, b_c = (
+            torso.at("ax", zz) - torso.at("fat", zz) - 20.0,
+            torso.at("ay", zz) - torso.at("fat", zz) - 20.0,
+        )
+        c = np.array(
+            [
+                torso.at("cx", zz) + rad * a_c * np.sin(ang),
+                torso.at("cy", zz) - abs(rad * b_c * np.cos(ang)) * 0.9,
+                zz,
+            ]
+        )
         if abs(c[0] - torso.at("spine_x", zz)) < 45.0 and c[1] > torso.at("spine_y", zz) - 40.0:
             continue
         r = rng.uniform(10.0, 28.0, 3)
@@ -428,29 +578,89 @@ def sample_body(rng: np.random.Generator, spine: Spine, torso: Torso, *, contras
                 ra, rb = 5.5, 3.0
             nb = max(n_bone, 3)
             normals = np.tile([0.0, 0.0, 1.0], (nb, 1))
-            bones.append(Tube(path[:nb], ra=ra, rb=rb, normals=normals, hu=trab + 40.0, label=LABEL_OTHER_BONE, cortex_mm=1.2, cortex_hu=cort * 0.9))
+            bones.append(
+                Tube(
+                    path[:nb],
+                    ra=ra,
+                    rb=rb,
+                    normals=normals,
+                    hu=trab + 40.0,
+                    label=LABEL_OTHER_BONE,
+                    cortex_mm=1.2,
+                    cortex_hu=cort * 0.9,
+                )
+            )
             if nb < len(path):
                 cart = path[nb - 1 :]
-                bones.append(Tube(cart, ra=ra * 0.9, rb=rb * 1.1, normals=np.tile([0.0, 0.0, 1.0], (len(cart), 1)), hu=rng.uniform(90.0, 200.0)))
+                bones.append(
+                    Tube(
+                        cart,
+                        ra=ra * 0.9,
+                        rb=rb * 1.1,
+                        normals=np.tile([0.0, 0.0, 1.0], (len(cart), 1)),
+                        hu=rng.uniform(90.0, 200.0),
+                    )
+                )
     # sternum
     zm, zx = zl(7.8), zl(15.5)
     st = []
     for zz in np.linspace(zm, zx, 6):
-        st.append([torso.at("cx", zz), torso.at("cy", zz) - torso.at("ay", zz) + torso.at("fat", zz) + 10.0, zz])
+        st.append(
+            [torso.at("cx", zz), torso.at("cy", zz) - torso.at("ay", zz) + torso.at("fat", zz) + 10.0, zz]
+        )
     st_a = np.array(st)
-    bones.append(Tube(st_a, ra=np.linspace(22.0, 10.0, 6), rb=6.0, normals=np.tile([1.0, 0.0, 0.0], (6, 1)), hu=trab + 30.0, label=LABEL_OTHER_BONE, cortex_mm=1.2, cortex_hu=cort * 0.8))
+    bones.append(
+        Tube(
+            st_a,
+            ra=np.linspace(22.0, 10.0, 6),
+            rb=6.0,
+            normals=np.tile([1.0, 0.0, 0.0], (6, 1)),
+            hu=trab + 30.0,
+            label=LABEL_OTHER_BONE,
+            cortex_mm=1.2,
+            cortex_hu=cort * 0.8,
+        )
+    )
     # scapulae and clavicles
     for side in (-1.0, 1.0):
         sc = []
         for fl in (8.0, 10.0, 12.0, 13.5):
             zz = zl(fl)
-            sc.append([torso.at("cx", zz) + side * 0.5 * torso.at("ax", zz), torso.at("y_back", zz) - torso.at("fat", zz) - 22.0, zz])
+            sc.append(
+                [
+                    torso.at("cx", zz) + side * 0.5 * torso.at("ax", zz),
+                    torso.at("y_back", zz) - torso.at("fat", zz) - 22.0,
+                    zz,
+                ]
+            )
         sc_a = np.array(sc)
-        bones.append(Tube(sc_a, ra=[30.0, 38.0, 25.0, 8.0], rb=3.0, normals=np.tile([side * 0.9, -0.45, 0.0], (4, 1)), hu=trab + 60.0, label=LABEL_OTHER_BONE, cortex_mm=1.0, cortex_hu=cort * 0.9))
+        bones.append(
+            Tube(
+                sc_a,
+                ra=[30.0, 38.0, 25.0, 8.0],
+                rb=3.0,
+                normals=np.tile([side * 0.9, -0.45, 0.0], (4, 1)),
+                hu=trab + 60.0,
+                label=LABEL_OTHER_BONE,
+                cortex_mm=1.0,
+                cortex_hu=cort * 0.9,
+            )
+        )
         zc = zl(6.8)
         cl = np.array([st_a[0] + [side * 18.0, 0.0, 8.0], [torso.at("cx", zc) + side * 0.45 * torso.at("ax", zc), torso.at("cy", zc) - 0.6 * torso.at("ay", zc), zc + 12.0],
                        [torso.at("cx", zc) + side * 0.8 * torso.at("ax", zc), torso.at("cy", zc) - 0.1 * torso.at("ay", zc), zc + 15.0]])  # fmt: skip
-        bones.append(Tube(cl, ra=6.0, rb=5.0, normals=np.tile([0, 0, 1.0], (3, 1)), hu=trab + 60.0, label=LABEL_OTHER_BONE, cortex_mm=1.5, cortex_hu=cort))
+        bones.append(
+            Tube(
+                cl,
+                ra=6.0,
+                rb=5.0,
+                normals=np.tile([0, 0, 1.0], (3, 1)),
+                hu=trab + 60.0,
+                label=LABEL_OTHER_BONE,
+                cortex_mm=1.5,
+                cortex_hu=cort,
+            )
+        )
     # iliac wings: curved plates from the sacroiliac joints to the anterior superior iliac spines
     s1 = spine.vertebrae[-1]
     for side in (-1.0, 1.0):
@@ -459,9 +669,28 @@ def sample_body(rng: np.random.Generator, spine: Spine, torso: Torso, *, contras
         ax_b, ay_b = torso.at("ax", zc) - torso.at("fat", zc) - 20.0, torso.at("ay", zc)
         crest = [si + [0, 0, 10.0]]
         for th in np.linspace(0.45, 1.75, 6):
-            crest.append(np.array([si[0] + side * ax_b * 0.75 * np.sin(th) * 0.9, si[1] - ay_b * 0.9 * (1 - np.cos(th)) * 0.55 - 5.0, zc + 25.0 * np.sin(th)]))
+            crest.append(
+                np.array(
+                    [
+                        si[0] + side * ax_b * 0.75 * np.sin(th) * 0.9,
+                        si[1] - ay_b * 0.9 * (1 - np.cos(th)) * 0.55 - 5.0,
+                        zc + 25.0 * np.sin(th),
+                    ]
+                )
+            )
         crest_a = np.array(crest)
         half_h = np.array([30.0, 38.0, 45.0, 45.0, 38.0, 30.0, 18.0])
         normals = np.tile([0.0, 0.0, 1.0], (len(crest_a), 1))
-        bones.append(Tube(crest_a - [0, 0, 1.0] * half_h[:, None] * 0.8, ra=half_h, rb=4.5, normals=normals, hu=trab + 60.0, label=LABEL_OTHER_BONE, cortex_mm=1.5, cortex_hu=cort))
+        bones.append(
+            Tube(
+                crest_a - [0, 0, 1.0] * half_h[:, None] * 0.8,
+                ra=half_h,
+                rb=4.5,
+                normals=normals,
+                hu=trab + 60.0,
+                label=LABEL_OTHER_BONE,
+                cortex_mm=1.5,
+                cortex_hu=cort,
+            )
+        )
     return soft, bones

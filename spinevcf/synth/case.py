@@ -66,12 +66,16 @@ def case_uids(seed: int) -> dict[str, str]:
     }
 
 
-def _inside_fraction(vb: Vertebra, aff: npt.NDArray[np.float64], shape: tuple[int, ...], circle: bool) -> float:
+def _inside_fraction(
+    vb: Vertebra, aff: npt.NDArray[np.float64], shape: tuple[int, ...], circle: bool
+) -> float:
     """Fraction of points on the body's bounding box surface inside the scanned volume."""
     g = np.linspace(-1.0, 1.0, 5)
     uu, vv, ww = np.meshgrid(g, g, g, indexing="ij")
     surf = (np.abs(uu) == 1) | (np.abs(vv) == 1) | (np.abs(ww) == 1)
-    loc = np.stack([uu[surf] * vb.half_width, vv[surf] * vb.half_depth, ww[surf] * vb.max_half_height], axis=1)
+    loc = np.stack(
+        [uu[surf] * vb.half_width, vv[surf] * vb.half_depth, ww[surf] * vb.max_half_height], axis=1
+    )
     pts = vb.to_global(loc)
     inv = np.linalg.inv(aff)
     idx = pts @ inv[:3, :3].T + inv[:3, 3]
@@ -83,7 +87,12 @@ def _inside_fraction(vb: Vertebra, aff: npt.NDArray[np.float64], shape: tuple[in
 
 
 def truth_for(
-    phantom: Phantom, affine: npt.ArrayLike, shape: tuple[int, int, int], *, uids: dict[str, str], circle: bool = False
+    phantom: Phantom,
+    affine: npt.ArrayLike,
+    shape: tuple[int, int, int],
+    *,
+    uids: dict[str, str],
+    circle: bool = False,
 ) -> StudyRecord:
     """Ground truth of ``phantom`` seen on a grid: vertebrae fully inside, graded by :func:`grade_column`."""
     aff = np.asarray(affine, dtype=np.float64)
@@ -150,7 +159,11 @@ def generate_case(seed: int, config: SynthConfig | None = None) -> SyntheticCase
         series_instance_uid=uids["series"],
         frame_of_reference_uid=uids["frame"],
         series_description=f"SYNTH {acq.fov_preset} {acq.slice_thickness:g}mm {acq.kernel}",
-        extra={"seed": int(seed), "patient_position": acq.patient_position, "slice_thickness": acq.slice_thickness},
+        extra={
+            "seed": int(seed),
+            "patient_position": acq.patient_position,
+            "slice_thickness": acq.slice_thickness,
+        },
     )
     vol = Volume(arr, aff, info)
     return SyntheticCase(int(seed), vol, truth, phantom, acq)

@@ -44,7 +44,13 @@ def _mm_struct(spacing: npt.NDArray[np.float64], mm: float) -> npt.NDArray[np.bo
     return sum((gi / max(k, 1)) ** 2 for gi, k in zip(g, r, strict=True)) <= 1.0  # type: ignore[return-value]
 
 
-def _box_values(hu: npt.NDArray[np.generic], affine: npt.NDArray[np.float64], centre: npt.NDArray[np.float64], half: npt.ArrayLike, exclude: npt.NDArray[np.bool_] | None) -> npt.NDArray[np.float64]:
+def _box_values(
+    hu: npt.NDArray[np.generic],
+    affine: npt.NDArray[np.float64],
+    centre: npt.NDArray[np.float64],
+    half: npt.ArrayLike,
+    exclude: npt.NDArray[np.bool_] | None,
+) -> npt.NDArray[np.float64]:
     inv = np.linalg.inv(affine)
     half = np.asarray(half, dtype=np.float64)
     corners = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)]) * half + centre
@@ -126,7 +132,12 @@ def summarize(samples: dict[str, npt.NDArray[np.float64]]) -> dict[str, tuple[fl
 
 
 def sagittal_plane(
-    hu: npt.NDArray[np.generic], affine: npt.NDArray[np.float64], x: float, y_range: tuple[float, float], z_range: tuple[float, float], pixel_mm: float
+    hu: npt.NDArray[np.generic],
+    affine: npt.NDArray[np.float64],
+    x: float,
+    y_range: tuple[float, float],
+    z_range: tuple[float, float],
+    pixel_mm: float,
 ) -> npt.NDArray[np.float32]:
     """Resample the sagittal plane ``x`` (LPS) to square pixels: rows = z descending, columns = y ascending."""
     zs = z_range[1] - pixel_mm * np.arange(int(round((z_range[1] - z_range[0]) / pixel_mm)))
@@ -189,17 +200,36 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|")
     for k in ("body", "disc", "paraspinal"):
         r, s_ = real_stats[k], syn_stats[k]
-        print(f"| {k} | {r[0]:.0f} [{r[1]:.0f}, {r[2]:.0f}] (n={r[3]}) | {s_[0]:.0f} [{s_[1]:.0f}, {s_[2]:.0f}] (n={s_[3]}) |")
+        print(
+            f"| {k} | {r[0]:.0f} [{r[1]:.0f}, {r[2]:.0f}] (n={r[3]}) | {s_[0]:.0f} [{s_[1]:.0f}, {s_[2]:.0f}] (n={s_[3]}) |"
+        )
 
     # picture: mid-spine sagittal planes, same window and scale
     px = 0.75
     height_mm, width_mm = 330.0, 260.0
-    rc = np.mean([np.argwhere(m).mean(axis=0) @ real_aff[:3, :3].T + real_aff[:3, 3] for m in real_masks.values()], axis=0)
-    real_img = sagittal_plane(real, real_aff, float(rc[0]), (rc[1] - 0.62 * width_mm, rc[1] + 0.38 * width_mm), (rc[2] - height_mm / 2, rc[2] + height_mm / 2), px)
+    rc = np.mean(
+        [np.argwhere(m).mean(axis=0) @ real_aff[:3, :3].T + real_aff[:3, 3] for m in real_masks.values()],
+        axis=0,
+    )
+    real_img = sagittal_plane(
+        real,
+        real_aff,
+        float(rc[0]),
+        (rc[1] - 0.62 * width_mm, rc[1] + 0.38 * width_mm),
+        (rc[2] - height_mm / 2, rc[2] + height_mm / 2),
+        px,
+    )
     assert pic is not None
     ph, arr, aff = pic
     c = ph.spine.by_level("T9").center
-    syn_img = sagittal_plane(arr, aff, float(c[0]), (c[1] - 0.62 * width_mm, c[1] + 0.38 * width_mm), (c[2] - height_mm / 2, c[2] + height_mm / 2), px)
+    syn_img = sagittal_plane(
+        arr,
+        aff,
+        float(c[0]),
+        (c[1] - 0.62 * width_mm, c[1] + 0.38 * width_mm),
+        (c[2] - height_mm / 2, c[2] + height_mm / 2),
+        px,
+    )
     gap = np.full((real_img.shape[0], 8), 255, np.uint8)
     canvas = np.concatenate([_window(syn_img, 1500, 300), gap, _window(real_img, 1500, 300)], axis=1)
     im = Image.fromarray(canvas).convert("RGB")

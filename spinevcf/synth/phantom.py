@@ -36,7 +36,12 @@ log = logging.getLogger(__name__)
 GENERATOR_VERSION: str = "1.0"
 
 #: Names of the label values of :meth:`Phantom.render_labels`.
-LABEL_NAMES: dict[int, str] = {0: "background", **{i + 1: lev for i, lev in enumerate(LEVELS)}, 25: "disc", 26: "other_bone"}
+LABEL_NAMES: dict[int, str] = {
+    0: "background",
+    **{i + 1: lev for i, lev in enumerate(LEVELS)},
+    25: "disc",
+    26: "other_bone",
+}
 
 #: Slices rendered at once (bounds temporary memory).
 _CHUNK_SLICES = 24
@@ -100,7 +105,9 @@ class Phantom:
         back = float(np.percentile(t.y_back[body], 90))
         return Table(cx=float(np.mean(t.cx)), y_top=back + 1.0, direction=1.0, pad_mm=pad)
 
-    def _render(self, affine: npt.ArrayLike, shape: tuple[int, int, int], labels: bool, table: Table | None) -> npt.NDArray[Any]:
+    def _render(
+        self, affine: npt.ArrayLike, shape: tuple[int, int, int], labels: bool, table: Table | None
+    ) -> npt.NDArray[Any]:
         aff = np.asarray(affine, dtype=np.float64)
         if aff.shape != (4, 4):
             raise ValueError(f"affine must be 4x4, got {aff.shape}")
@@ -216,7 +223,10 @@ def sample_phantom(seed: int, config: SynthConfig | None = None) -> Phantom:
     cfg = config or SynthConfig()
     rng = np.random.default_rng([int(seed), 0x5F1E])
     spine = sample_spine(
-        rng, fracture_rate=cfg.fracture_rate, subthreshold_rate=cfg.subthreshold_rate, scoliosis_rate=cfg.scoliosis_rate
+        rng,
+        fracture_rate=cfg.fracture_rate,
+        subthreshold_rate=cfg.subthreshold_rate,
+        scoliosis_rate=cfg.scoliosis_rate,
     )
     torso = sample_torso(rng, spine)
     contrast = bool(rng.random() < cfg.contrast_rate)
@@ -226,7 +236,7 @@ def sample_phantom(seed: int, config: SynthConfig | None = None) -> Phantom:
         "bone_density": spine.bone,
         "contrast": contrast,
         "implants": bool(implants),
-        "table_pad_mm": float(rng.uniform(5.0, 40.0)),
+        "table_pad_mm": float(rng.uniform(3.0, 20.0)),
         "fractures_intended": {
             vb.level: {"deformity": vb.fracture, "reduction": round(vb.target_reduction, 4)}
             for vb in spine.vertebrae

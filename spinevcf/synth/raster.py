@@ -46,7 +46,9 @@ class Canvas:
         fill: initial HU (ignored in label mode, which starts at 0).
     """
 
-    def __init__(self, affine: npt.ArrayLike, shape: tuple[int, int, int], *, labels: bool, fill: float) -> None:
+    def __init__(
+        self, affine: npt.ArrayLike, shape: tuple[int, int, int], *, labels: bool, fill: float
+    ) -> None:
         self.affine = np.asarray(affine, dtype=np.float64)
         if self.affine.shape != (4, 4):
             raise ValueError(f"affine must be 4x4, got {self.affine.shape}")

@@ -106,11 +106,20 @@ class Vertebra:
         tau = self._tau(v)
         rho2 = (u / F32(self.half_width)) ** 2 + (v / F32(self.half_depth)) ** 2
         bowl = np.clip(F32(1.0) - rho2, 0.0, 1.0)
-        sup = F32(self.rim_sup[0]) + tau * F32(self.rim_sup[1] - self.rim_sup[0]) - F32(self.concavity[0]) * bowl
-        inf = -(F32(self.rim_inf[0]) + tau * F32(self.rim_inf[1] - self.rim_inf[0])) + F32(self.concavity[1]) * bowl
+        sup = (
+            F32(self.rim_sup[0])
+            + tau * F32(self.rim_sup[1] - self.rim_sup[0])
+            - F32(self.concavity[0]) * bowl
+        )
+        inf = (
+            -(F32(self.rim_inf[0]) + tau * F32(self.rim_inf[1] - self.rim_inf[0]))
+            + F32(self.concavity[1]) * bowl
+        )
         return sup, inf
 
-    def section(self, u: npt.NDArray[np.float32], v: npt.NDArray[np.float32], shrink: float = 0.0) -> npt.NDArray[np.bool_]:
+    def section(
+        self, u: npt.NDArray[np.float32], v: npt.NDArray[np.float32], shrink: float = 0.0
+    ) -> npt.NDArray[np.bool_]:
         """Inside the (kidney-shaped) cross-section shrunk by ``shrink`` mm."""
         au, av = F32(self.half_width - shrink), F32(self.half_depth - shrink)
         ell = (u / au) ** 2 + (v / av) ** 2 <= 1.0
@@ -212,10 +221,17 @@ class Disc:
         av = F32(0.5 * (self.upper.half_depth + self.lower.half_depth) + b)
         um, vm = 0.5 * (uu + ul), 0.5 * (vu + vl)
         sect = (um / au) ** 2 + (vm / av) ** 2 <= 1.0
-        mask = sect & (wu < inf_u + F32(0.01)) & (wl > sup_l - F32(0.01)) & (wu > F32(-3 * self.upper.max_half_height))
+        mask = (
+            sect
+            & (wu < inf_u + F32(0.01))
+            & (wl > sup_l - F32(0.01))
+            & (wu > F32(-3 * self.upper.max_half_height))
+        )
         cv.paint(sl, mask, self.hu, LABEL_DISC)
         if self.vacuum and not cv.labels:
-            gas = ((um / (au * F32(0.45))) ** 2 + ((vm + av * F32(0.1)) / (av * F32(0.35))) ** 2 <= 1.0) & mask
+            gas = (
+                (um / (au * F32(0.45))) ** 2 + ((vm + av * F32(0.1)) / (av * F32(0.35))) ** 2 <= 1.0
+            ) & mask
             gap = np.abs((wu - inf_u) + (wl - sup_l)) < F32(1.2)  # mid-plane of the disc
             cv.paint(sl, gas & gap, -700.0, None)
 
@@ -270,7 +286,9 @@ class Spine:
         return f
 
 
-def _bump(s: npt.NDArray[np.float64], centre: float, width: float, integral: float) -> npt.NDArray[np.float64]:
+def _bump(
+    s: npt.NDArray[np.float64], centre: float, width: float, integral: float
+) -> npt.NDArray[np.float64]:
     """Gaussian curvature bump whose integral over ``s`` is ``integral``."""
     return integral / (width * np.sqrt(2 * np.pi)) * np.exp(-0.5 * ((s - centre) / width) ** 2)
 
@@ -285,7 +303,9 @@ def _level_dims(rng: np.random.Generator, scale: float, level: str) -> tuple[flo
     return hp, ratio, hw, hd
 
 
-def _fracture_plan(rng: np.random.Generator, rate: float, subthreshold: float, multiplier: float) -> dict[str, tuple[str, float]]:
+def _fracture_plan(
+    rng: np.random.Generator, rate: float, subthreshold: float, multiplier: float
+) -> dict[str, tuple[str, float]]:
     """Choose fractured levels: level -> (deformity, target reduction)."""
     weights = A.FRACTURE_LEVEL_WEIGHTS
     mean_w = float(np.mean(list(weights.values())))
@@ -302,7 +322,9 @@ def _fracture_plan(rng: np.random.Generator, rate: float, subthreshold: float, m
     return plan
 
 
-def _frame(tangent: npt.NDArray[np.float64], tilt: tuple[float, float], axial: float) -> npt.NDArray[np.float64]:
+def _frame(
+    tangent: npt.NDArray[np.float64], tilt: tuple[float, float], axial: float
+) -> npt.NDArray[np.float64]:
     """Vertebra frame from the caudal tangent, small tilts (rad) about u and v, axial rotation (rad)."""
     w = -tangent / np.linalg.norm(tangent)
     base = _rot_frame(w)
@@ -322,7 +344,9 @@ def _rot_frame(w: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return np.stack([np.cross(v, w), v, w], axis=1)
 
 
-def sample_spine(rng: np.random.Generator, *, fracture_rate: float, subthreshold_rate: float, scoliosis_rate: float) -> Spine:
+def sample_spine(
+    rng: np.random.Generator, *, fracture_rate: float, subthreshold_rate: float, scoliosis_rate: float
+) -> Spine:
     """Draw a spine (curve, bodies, discs, posterior elements) for one patient.
 
     Args:
@@ -445,7 +469,7 @@ def sample_spine(rng: np.random.Generator, *, fracture_rate: float, subthreshold
             csup, cinf = d["fsup"], 1.0 - d["fsup"]  # unit total concavity, rescaled below
         notch = 0.12 * d["hd"] if lev.startswith(("T", "L")) else 0.05 * d["hd"]
         k = rng.normal(size=(7, 3))
-        k *= (2 * np.pi / rng.uniform(2.0, 5.0, size=(7, 1))) / np.linalg.norm(k, axis=1, keepdims=True)
+        k *= (2 * np.pi / rng.uniform(1.6, 4.0, size=(7, 1))) / np.linalg.norm(k, axis=1, keepdims=True)
         waves = np.concatenate([k, rng.uniform(0, 2 * np.pi, size=(7, 1))], axis=1)
         vb = Vertebra(
             level=lev,
@@ -461,9 +485,11 @@ def sample_spine(rng: np.random.Generator, *, fracture_rate: float, subthreshold
             trabecular_hu=trab + rng.normal(0, 12) + (40.0 if lev == "S1" else 0.0),
             fracture=kind,
             target_reduction=red,
-            sclerotic_hu=rng.uniform(100, 250) if (kind != "none" and red >= 0.2 and rng.random() < 0.5) else 0.0,
+            sclerotic_hu=rng.uniform(100, 250)
+            if (kind != "none" and red >= 0.2 and rng.random() < 0.5)
+            else 0.0,
             waves=waves,
-            texture_hu=rng.uniform(20.0, 40.0),
+            texture_hu=rng.uniform(35.0, 65.0),
         )
         if kind == "biconcave":
             _set_biconcave(vb, red)
@@ -482,11 +508,19 @@ def sample_spine(rng: np.random.Generator, *, fracture_rate: float, subthreshold
     c_pts = np.stack([at(sv)[0] for sv in np.arange(-20.0, s_centre["S1"] + 80.0, 6.0)])
     canal_pts = []
     for vb in vertebrae[:-1]:
-        canal_pts.append(vb.to_global([[0.0, vb.half_depth - vb.notch_mm + _canal_half(vb.level)[1], 0.0]])[0])
+        canal_pts.append(
+            vb.to_global([[0.0, vb.half_depth - vb.notch_mm + _canal_half(vb.level)[1], 0.0]])[0]
+        )
     canal_pts_a = np.array(canal_pts)
     canal_r = np.array([_canal_half(vb.level)[0] for vb in vertebrae[:-1]])
     canal_ap = np.array([_canal_half(vb.level)[1] for vb in vertebrae[:-1]])
-    canal = Tube(canal_pts_a, ra=canal_ap, rb=canal_r, normals=np.tile([0.0, 1.0, 0.0], (len(canal_pts_a), 1)), hu=rng.uniform(*A.CSF_HU))
+    canal = Tube(
+        canal_pts_a,
+        ra=canal_ap,
+        rb=canal_r,
+        normals=np.tile([0.0, 1.0, 0.0], (len(canal_pts_a), 1)),
+        hu=rng.uniform(*A.CSF_HU),
+    )
     del c_pts
     return Spine(vertebrae, discs, extra, arc, pts, level_s, canal, bone)
 
@@ -550,7 +584,9 @@ def _canal_half(level: str) -> tuple[float, float]:
     return 12.0, 6.0
 
 
-def _posterior_elements(rng: np.random.Generator, vb: Vertebra, cort: float, trab: float, scale: float) -> list[Tube]:
+def _posterior_elements(
+    rng: np.random.Generator, vb: Vertebra, cort: float, trab: float, scale: float
+) -> list[Tube]:
     """Pedicles, laminae, spinous and transverse processes, articular processes (local geometry)."""
     lev = vb.level
     region = _region(lev)
@@ -564,7 +600,12 @@ def _posterior_elements(rng: np.random.Generator, vb: Vertebra, cort: float, tra
     core = trab + 60.0
     tubes: list[Tube] = []
 
-    def tube(points_local: list[list[float]], ra: float | list[float], rb: float | list[float], normal_local: list[float] | None = None) -> None:
+    def tube(
+        points_local: list[list[float]],
+        ra: float | list[float],
+        rb: float | list[float],
+        normal_local: list[float] | None = None,
+    ) -> None:
         pl = np.asarray(points_local, dtype=np.float64)
         nl = np.asarray(normal_local if normal_local is not None else [0.0, 0.0, 1.0])
         tubes.append(
@@ -587,7 +628,12 @@ def _posterior_elements(rng: np.random.Generator, vb: Vertebra, cort: float, tra
         # pedicle
         tube([[side * x_ped, vpb - 3.0, wp], [side * x_ped, v_end, wp]], ph, pr)
         # lamina to the midline
-        tube([[side * x_ped, v_end, wp - 0.05 * h], [side * 2.0, j_v, wp - 0.15 * h]], 0.3 * h, 2.5, [0.0, 0.0, 1.0])
+        tube(
+            [[side * x_ped, v_end, wp - 0.05 * h], [side * 2.0, j_v, wp - 0.15 * h]],
+            0.3 * h,
+            2.5,
+            [0.0, 0.0, 1.0],
+        )
         # transverse process
         if region == "T":
             length = (26.0 - 1.0 * (num - 1)) * scale
@@ -604,8 +650,17 @@ def _posterior_elements(rng: np.random.Generator, vb: Vertebra, cort: float, tra
         tp_r = {"C": 3.0, "T": 4.5, "L": 4.0}[region] * scale
         tube([p0.tolist(), tip.tolist()], tp_r * 1.1, tp_r * 0.8)
         # articular processes (up and down)
-        tube([[side * x_ped, v_end, wp], [side * x_ped, v_end + 2.0, wp + 0.55 * h]], 4.0 * scale, 4.0 * scale)
-        tube([[side * (x_ped - 2.0), v_end + 3.0, wp - 0.1 * h], [side * (x_ped - 2.0), v_end + 5.0, -0.6 * h]], 4.0 * scale, 4.0 * scale)
+        tube(
+            [[side * x_ped, v_end, wp], [side * x_ped, v_end + 2.0, wp + 0.55 * h]], 4.0 * scale, 4.0 * scale
+        )
+        tube(
+            [
+                [side * (x_ped - 2.0), v_end + 3.0, wp - 0.1 * h],
+                [side * (x_ped - 2.0), v_end + 5.0, -0.6 * h],
+            ],
+            4.0 * scale,
+            4.0 * scale,
+        )
     # spinous process
     if region == "T":
         ang = np.radians({True: 60.0, False: 40.0}[4 <= num <= 10] + rng.normal(0, 5))
@@ -642,16 +697,63 @@ def _atlas_and_sacrum(
     p1, t1 = at_fn(s_centre["C1"])  # type: ignore[operator]
     rot1 = _rot_frame(-t1)
     theta = np.linspace(0, 2 * np.pi, 17)
-    ring = np.stack([22.0 * scale * np.sin(theta), 2.0 + 18.0 * scale * (1 - np.cos(theta)) - 6.0, np.zeros_like(theta)], axis=1)
-    tubes.append(Tube(ring @ rot1.T + p1, ra=4.5, rb=3.0, normals=np.tile(rot1[:, 2], (17, 1)), hu=trab + 60, label=LABEL_OTHER_BONE, cortex_mm=1.0, cortex_hu=cort))
+    ring = np.stack(
+        [22.0 * scale * np.sin(theta), 2.0 + 18.0 * scale * (1 - np.cos(theta)) - 6.0, np.zeros_like(theta)],
+        axis=1,
+    )
+    tubes.append(
+        Tube(
+            ring @ rot1.T + p1,
+            ra=4.5,
+            rb=3.0,
+            normals=np.tile(rot1[:, 2], (17, 1)),
+            hu=trab + 60,
+            label=LABEL_OTHER_BONE,
+            cortex_mm=1.0,
+            cortex_hu=cort,
+        )
+    )
     dens = c2.to_global([[0.0, -2.0, c2.rim_sup[1]], [0.0, -3.0, c2.rim_sup[1] + 14.0 * scale]])
-    tubes.append(Tube(dens, ra=5.0, rb=5.0, normals=np.tile(c2.rot[:, 2], (2, 1)), hu=trab + 60, label=LABEL_OTHER_BONE, cortex_mm=1.0, cortex_hu=cort))
+    tubes.append(
+        Tube(
+            dens,
+            ra=5.0,
+            rb=5.0,
+            normals=np.tile(c2.rot[:, 2], (2, 1)),
+            hu=trab + 60,
+            label=LABEL_OTHER_BONE,
+            cortex_mm=1.0,
+            cortex_hu=cort,
+        )
+    )
     # sacrum: S1 body drawn as a Vertebra; S2..S5 as a tapering tube along the curve
     ss = np.linspace(s_centre["S1"] + 14.0 * scale, s_centre["S1"] + 95.0 * scale, 8)
     pts = np.stack([at_fn(sv)[0] for sv in ss])  # type: ignore[operator]
     normals = np.tile([1.0, 0.0, 0.0], (len(ss), 1))
-    tubes.append(Tube(pts, ra=np.linspace(24.0, 8.0, 8) * scale, rb=np.linspace(16.0, 5.0, 8) * scale, normals=normals, hu=trab + 40, label=LABEL_OTHER_BONE, cortex_mm=1.2, cortex_hu=cort))
+    tubes.append(
+        Tube(
+            pts,
+            ra=np.linspace(24.0, 8.0, 8) * scale,
+            rb=np.linspace(16.0, 5.0, 8) * scale,
+            normals=normals,
+            hu=trab + 40,
+            label=LABEL_OTHER_BONE,
+            cortex_mm=1.2,
+            cortex_hu=cort,
+        )
+    )
     for side in (-1.0, 1.0):
         ala = s1.to_global([[side * 20.0 * scale, 8.0, 0.0], [side * 50.0 * scale, 12.0, -10.0 * scale]])
-        tubes.append(Tube(ala, ra=[16.0 * scale, 22.0 * scale], rb=[12.0 * scale, 14.0 * scale], normals=np.tile(s1.rot[:, 2], (2, 1)), hu=trab + 40, label=LABEL_OTHER_BONE, cortex_mm=1.2, cortex_hu=cort))
+        tubes.append(
+            Tube(
+                ala,
+                ra=[16.0 * scale, 22.0 * scale],
+                rb=[12.0 * scale, 14.0 * scale],
+                normals=np.tile(s1.rot[:, 2], (2, 1)),
+                hu=trab + 40,
+                label=LABEL_OTHER_BONE,
+                cortex_mm=1.2,
+                cortex_hu=cort,
+            )
+        )
     return tubes

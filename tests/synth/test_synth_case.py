@@ -98,7 +98,22 @@ def test_write_case_round_trip(tmp_path: Path) -> None:
 def test_cli_writes_cases(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from spinevcf.cli import main
 
-    rc = main(["synth", str(tmp_path), "--cases", "2", "--seed", "100", "--slices", "4", "--fov", "lumbar", "--fracture-rate", "0.5"])
+    rc = main(
+        [
+            "synth",
+            str(tmp_path),
+            "--cases",
+            "2",
+            "--seed",
+            "100",
+            "--slices",
+            "4",
+            "--fov",
+            "lumbar",
+            "--fracture-rate",
+            "0.5",
+        ]
+    )
     assert rc == 0
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("case_")]
     assert len(lines) == 2 and "seed=100" in lines[0] and "seed=101" in lines[1]
@@ -108,3 +123,22 @@ def test_cli_writes_cases(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         assert d["study_instance_uid"] == case_uids(seed)["study"]
         assert len(list((tmp_path / f"case_{k:04d}" / "dicom").glob("*.dcm"))) == 4
     assert main(["synth", str(tmp_path), "--fracture-rate", "2"]) != 0
+
+
+@pytest.mark.parametrize("position", ["HFS", "FFS", "HFP", "FFP"])
+def test_scanner_affine_matches_patient_position(position: str) -> None:
+    import dataclasses
+
+    from spinevcf.io.dicom_write import patient_position_from_orientation
+
+    ph = sample_phantom(2)
+    acq = dataclasses.replace(
+        sample_acquisition(np.random.default_rng(2), ph), patient_position=position, n_slices=4
+    )
+    aff = scanner_affine(acq)
+    row, col = aff[:3, 2] / acq.pixel_spacing, aff[:3, 1] / acq.pixel_spacing
+    assert patient_position_from_orientation(row, col) == position
+    # the image centre is where the acquisition put it, slices are axial
+    centre = aff @ np.array([0.0, 255.5, 255.5, 1.0])
+    np.testing.assert_allclose(centre[:2], [acq.center_x, acq.center_y], atol=1e-6)
+    assert abs(abs(aff[2, 0]) - acq.slice_spacing) < 1e-9

@@ -72,7 +72,9 @@ def test_render_any_grid_shapes_and_dtypes() -> None:
 @pytest.mark.parametrize("seed", [11, 12])
 def test_keypoints_lie_on_rendered_endplates(seed: int) -> None:
     ph = sample_phantom(seed, SynthConfig(fracture_rate=0.3))
-    discs_with_gas = {d.upper.level for d in ph.spine.discs if d.vacuum} | {d.lower.level for d in ph.spine.discs if d.vacuum}
+    discs_with_gas = {d.upper.level for d in ph.spine.discs if d.vacuum} | {
+        d.lower.level for d in ph.spine.discs if d.vacuum
+    }
     checked = 0
     for level in ("C5", "T3", "T8", "T12", "L2", "L4"):
         vb = ph.spine.by_level(level)
@@ -111,8 +113,12 @@ def test_normal_spine_has_no_fracture_grades() -> None:
         ph = sample_phantom(seed, NO_FX)
         aff, shape = _box_affine(ph.spine.by_level("T9").center, 400.0, 10.0)
         truth = truth_for(ph, aff, shape, uids=case_uids(seed))
-        assert all(v.genant_grade == 0 for v in truth.vertebrae), [(v.label, v.height_reductions_pct) for v in truth.vertebrae if v.genant_grade]
-        thoracic_wedge = [v.height_reductions_pct["wedge"] for v in truth.vertebrae if v.label in ("T6", "T7", "T8")]
+        assert all(v.genant_grade == 0 for v in truth.vertebrae), [
+            (v.label, v.height_reductions_pct) for v in truth.vertebrae if v.genant_grade
+        ]
+        thoracic_wedge = [
+            v.height_reductions_pct["wedge"] for v in truth.vertebrae if v.label in ("T6", "T7", "T8")
+        ]
         assert all(0.0 < w < 12.0 for w in thoracic_wedge)
 
 
@@ -131,7 +137,13 @@ def test_fracture_types_produce_intended_deformity() -> None:
             if rec.deformity == vb.fracture and rec.genant_grade >= 1:
                 hits[vb.fracture][0] += 1
                 got = rec.height_reductions_pct[vb.fracture] / 100.0
-                assert abs(got - vb.target_reduction) < 0.08, (seed, vb.level, vb.fracture, got, vb.target_reduction)
+                assert abs(got - vb.target_reduction) < 0.08, (
+                    seed,
+                    vb.level,
+                    vb.fracture,
+                    got,
+                    vb.target_reduction,
+                )
     for kind, (ok, total) in hits.items():
         assert total >= 3, (kind, total)
         assert ok >= 0.75 * total, (kind, ok, total)
