@@ -317,7 +317,7 @@ def sample_body(
         ) -> npt.NDArray[np.bool_]:
             sx = np.interp(zz.ravel(), z, torso.spine_x).astype(F32).reshape(zz.shape)
             sy = np.interp(zz.ravel(), z, torso.spine_y).astype(F32).reshape(zz.shape)
-            return y <= sy + F32(offset) - F32(0.0025) * (x - sx) ** 2
+            return y <= sy + F32(offset) - F32(0.0013) * (x - sx) ** 2
 
         return fn
 
@@ -334,6 +334,16 @@ def sample_body(
         soft.append(
             SlabEllipse(z, [es, mus], muscle_hu + 4.0, zbot, ztop, y_max=torso.y_back - 0.7 * torso.fat)
         )
+    # intermuscular fat strands in the back muscles (more with age / fatty infiltration)
+    fz = np.linspace(zl(5.0), zl(24.0), 12)
+    fx, fy = np.interp(fz, z, torso.spine_x), np.interp(fz, z, torso.spine_y)
+    for _ in range(int(rng.integers(4, 16))):
+        side = float(rng.choice([-1.0, 1.0]))
+        off = np.array([side * rng.uniform(12.0, 55.0), rng.uniform(25.0, 75.0)])
+        wob = rng.normal(0.0, 3.0, (len(fz), 2))
+        pts = np.stack([fx + off[0] + wob[:, 0], fy + off[1] + wob[:, 1], fz], axis=1)
+        r = rng.uniform(1.0, 3.5)
+        soft.append(Tube(pts, ra=r, rb=r * rng.uniform(1.0, 3.0), normals=[1.0, 0.0, 0.0], hu=fat_hu))
     # psoas and quadratus lumborum
     lum = np.clip((f - 17.5) / 2.5, 0, 1) * np.clip((26.0 - f) / 1.5, 0, 1)
     ps_r = 4.0 + lum * np.clip((f - 18.0) / 5.0, 0, 1) * 20.0
