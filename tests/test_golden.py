@@ -1,0 +1,89 @@
+"""Golden regression test: the committed ONNX models on fresh generated studies vs their truth.
+
+The studies come from seeds reserved for this test (never used in training or in the
+evaluation set of docs/model-card.md). The bounds are per-study regression guards, looser
+than the model card's 50-study targets, which `spinevcf evaluate` measures.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from spinevcf.evaluate import match_study
+from spinevcf.pipeline import Pipeline, default_model_repository
+from spinevcf.schema import LEVEL_INDEX
+from spinevcf.synth import SynthConfig, generate_case
+
+#: Seeds reserved for this test.
+GOLDEN_CASES = ((990001, "thoracolumbar"), (990002, "lumbar"), (990003, "thoracic"))
+MIN_RECALL = 0.9
+MIN_PRECISION = 0.9
+MAX_MEAN_CENTRE_ERROR_MM = 2.0
+MAX_MEAN_KEYPOINT_ERROR_MM = 2.0
+MIN_LEVEL_ACCURACY = 0.8
+MAX_HEIGHT_ERROR_MM = 2.5
+
+REPO = default_model_repository()
+HAVE_MODELS = all((REPO / m / "1" / "model.onnx").is_file() for m in ("spine_localizer_3d", "vertebra_detector_2d"))
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> Pipeline:
+    if not HAVE_MODELS:
+        if os.environ.get("CI"):
+            pytest.fail("model_repository lacks the committed ONNX models")
+        pytest.skip("model_repository lacks the ONNX models")
+    pipe = Pipeline(REPO)
+    yield pipe
+    pipe.close()
+
+
+@pytest.mark.parametrize(("seed", "fov"), GOLDEN_CASES)
+def test_golden_study(pipeline: Pipeline, seed: int, fov: str) -> None:
+    case = generate_case(seed, SynthConfig(fracture_rate=0.25, fov=fov))
+    result = pipeline.run(case.volume)
+    truth, pred = case.truth, result.record
+    assert pred.status == "ok"
+    # Ordered cranial to caudal, unique, consecutive-or-gapped levels.
+    idx = [LEVEL_INDEX[v.label] for v in pred.vertebrae]
+    assert idx == sorted(idx) and len(set(idx)) == len(idx)
+    m = match_study(truth, pred, str(seed))
+    n_true, n_pred = len(truth.vertebrae), len(pred.vertebrae)
+    assert n_true > 0
+    recall = len(m.pairs) / n_true
+    precision = len(m.pairs) / max(1, n_pred - len(m.ignored))
+    assert recall >= MIN_RECALL, f"recall {recall:.2f}"
+    assert precision >= MIN_PRECISION, f"precision {precision:.2f}"
+    ce = [np.linalg.norm(truth.vertebrae[t].center - pred.vertebrae[p].center) for t, p in m.pairs]
+    ke = [
+        np.linalg.norm(truth.vertebrae[t].keypoints - pred.vertebrae[p].keypoints, axis=1).mean() for t, p in m.pairs
+    ]
+    assert np.mean(ce) <= MAX_MEAN_CENTRE_ERROR_MM, f"centre error {np.mean(ce):.2f} mm"
+    assert np.mean(ke) <= MAX_MEAN_KEYPOINT_ERROR_MM, f"keypoint error {np.mean(ke):.2f} mm"
+    lev = np.mean([truth.vertebrae[t].label == pred.vertebrae[p].label for t, p in m.pairs])
+    assert lev >= MIN_LEVEL_ACCURACY, f"level accuracy {lev:.2f}"
+    for t, p in m.pairs:
+        th, ph = truth.vertebrae[t].heights_mm, pred.vertebrae[p].heights_mm
+        for k in ("anterior", "middle", "posterior"):
+            assert abs(th[k] - ph[k]) <= MAX_HEIGHT_ERROR_MM, f"{truth.vertebrae[t].label} {k}"
+        # A moderate or severe fracture must not be missed; a normal vertebra must not be severe.
+        if truth.vertebrae[t].genant_grade >= 2:
+            assert pred.vertebrae[p].genant_grade >= 1, truth.vertebrae[t].label
+        if truth.vertebrae[t].genant_grade == 0:
+            assert pred.vertebrae[p].genant_grade <= 1, truth.vertebrae[t].label
+
+
+def test_no_spine_volume(pipeline: Pipeline) -> None:
+    """A water cylinder (no bone) gives a valid 'no spine' record, not a crash."""
+    from spinevcf.volume import SeriesInfo, Volume
+
+    z, y, x = np.mgrid[0:40, 0:96, 0:96]
+    arr = np.where((y - 48) ** 2 + (x - 48) ** 2 < 40**2, 0, -1000).astype(np.int16)
+    aff = np.array([[0, 0, 3.0, -144], [0, 3.0, 0, -144], [-5.0, 0, 0, 0], [0, 0, 0, 1]])
+    rec = pipeline.run(Volume(arr, aff, SeriesInfo(study_instance_uid="1.2.3", series_instance_uid="1.2.3.4"))).record
+    assert rec.status == "no_spine"
+    assert rec.vertebrae == []
+    assert rec.patient_fracture_probability == 0.0
