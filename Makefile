@@ -37,7 +37,7 @@ test-fast: venv
 	$(BIN)/python -m pytest -q -x -m "not slow and not triton and not pacs"
 
 lint: venv
-	$(BIN)/ruff check spinevcf app operators export tests
+	$(BIN)/ruff check spinevcf app operators export scripts tests
 
 demo: venv
 	$(BIN)/python scripts/demo.py --out $(DEMO_DIR)

@@ -1,13 +1,19 @@
 """Command line and environment settings of the spinevcf MONAI Deploy application.
 
 The SDK's own options are parsed by the SDK's parser
-(:func:`monai.deploy.core.arg_parser.parse_args`: ``-i/--input``, ``-o/--output``,
-``-m/--model``, ``-w/--workdir``, ``-l/--log-level``, ``-t/--triton-server-netloc``) and
+(:func:`monai.deploy.core.arg_parser.parse_args`: ``-i/--input``, ``-m/--model``,
+``-w/--workdir``, ``-l/--log-level``, ``-t/--triton-server-netloc``) and
 fall back, like the SDK's ``AppContext``, to the MAP environment variables
 ``HOLOSCAN_INPUT_PATH``, ``HOLOSCAN_OUTPUT_PATH``, ``HOLOSCAN_MODEL_PATH`` and
 ``TRITON_SERVER_NETLOC``. spinevcf adds ``--triton-url`` (an alias of the SDK's
 ``--triton-server-netloc``) and ``--triton-protocol``, parsed first so that the SDK's
 parser sees only its own options.
+
+``-o/--output`` is parsed here too and never reaches the SDK's parser: that parser
+creates the folder while it parses (``valid_dir_path``), so an output path under a
+regular file escaped as ``NotADirectoryError`` and a run that failed later still left
+an empty output folder behind. :func:`check_output_folder` validates the path without
+creating anything; the output writer creates the folder when it writes the outputs.
 
 The SDK's ``AppContext`` is not used on purpose: it would also load the model folder
 into the SDK's own model objects (and open SDK Triton clients), which spinevcf does
@@ -17,6 +23,7 @@ not use; models are loaded once by :class:`spinevcf.pipeline.Pipeline`.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import re
 import sys
@@ -26,10 +33,10 @@ from pathlib import Path
 from monai.deploy.core import RuntimeEnv, parse_args
 from monai.deploy.core.arg_parser import set_up_logging
 
-from spinevcf.errors import InputError
+from spinevcf.errors import InputError, OutputError
 from spinevcf.pipeline import default_model_repository
 
-__all__ = ["AppSettings", "parse_settings", "TRITON_PROTOCOL_ENV", "EXTRA_HELP"]
+__all__ = ["AppSettings", "parse_settings", "check_output_folder", "TRITON_PROTOCOL_ENV", "EXTRA_HELP"]
 
 #: Environment variable for the Triton protocol (``grpc`` or ``http``).
 TRITON_PROTOCOL_ENV = "SPINEVCF_TRITON_PROTOCOL"
@@ -68,7 +75,47 @@ def _extra_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--triton-url", dest="triton_url", default=None)
     parser.add_argument("--triton-protocol", dest="triton_protocol", default=None)
+    # Kept from the SDK's parser, which would create the folder while parsing.
+    parser.add_argument("-o", "--output", dest="output", default=None)
     return parser
+
+
+def check_output_folder(path: Path) -> Path:
+    """Check that the outputs can go to ``path`` without creating anything.
+
+    ``path`` must be a folder, or not exist yet below a folder (possibly several
+    levels up) that this process can write into. The message of the error never
+    contains the path (a folder name may hold a patient identifier).
+
+    Args:
+        path: the output folder.
+
+    Returns:
+        ``path`` made absolute.
+
+    Raises:
+        OutputError: the path, or one of its parents, is not a folder, the nearest
+            existing folder is not writable, or the file system refuses the check.
+    """
+    path = path.absolute()
+    probe = path
+    try:
+        while not probe.exists():
+            if probe.parent == probe:
+                break
+            probe = probe.parent
+        if not probe.is_dir():
+            what = "the output path" if probe == path else "a parent of the output path"
+            raise OutputError(f"cannot use the output folder: {what} exists and is not a folder")
+        if not os.access(probe, os.W_OK | os.X_OK):
+            if probe == path:
+                raise OutputError("the output folder is not writable (permission denied)")
+            raise OutputError("cannot create the output folder: its nearest existing parent is not writable")
+    except OSError as exc:
+        code = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+        reason = exc.strerror or type(exc).__name__
+        raise OutputError(f"cannot use the output folder: {reason} [{code}]") from exc
+    return path
 
 
 def parse_settings(argv: list[str] | None = None) -> AppSettings:
@@ -84,6 +131,8 @@ def parse_settings(argv: list[str] | None = None) -> AppSettings:
 
     Raises:
         InputError: an invalid Triton URL or protocol, or a missing input folder.
+        OutputError: the output folder cannot be used (:func:`check_output_folder`);
+            nothing is created here.
         SystemExit: from the SDK's argument parser (``--help``, unknown option).
     """
     argv = list(sys.argv if argv is None else argv)
@@ -95,7 +144,7 @@ def parse_settings(argv: list[str] | None = None) -> AppSettings:
 
     env = RuntimeEnv(defaults={"model": ("HOLOSCAN_MODEL_PATH", "")})
     input_folder = Path(args.input or env.input).absolute()
-    output_folder = Path(args.output or env.output).absolute()
+    output_folder = Path(extra.output or env.output)
     model_repository = Path(args.model or env.model or default_model_repository()).absolute()
 
     triton_url = extra.triton_url or args.triton_server_netloc or env.triton_server_netloc or None
@@ -109,7 +158,7 @@ def parse_settings(argv: list[str] | None = None) -> AppSettings:
         raise InputError(f"input folder not found: {input_folder}")
     return AppSettings(
         input_folder=input_folder,
-        output_folder=output_folder,
+        output_folder=check_output_folder(output_folder),
         model_repository=model_repository,
         triton_url=triton_url,
         triton_protocol=protocol,

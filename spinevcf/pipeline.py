@@ -17,7 +17,7 @@ import numpy as np
 
 from spinevcf import __version__
 from spinevcf.detector import Detection, DetectorConfig, assign_levels, decode_detections, preprocess_cpr
-from spinevcf.errors import ModelError
+from spinevcf.errors import ModelError, OutputError
 from spinevcf.geometry.cpr import CPRImage, make_cpr
 from spinevcf.geometry.curve import SpineCurve
 from spinevcf.grading import grade_column, patient_probability
@@ -197,6 +197,12 @@ def write_study_outputs(out_dir: Path | str, volume: Volume, result: PipelineRes
 
     Returns:
         Paths of the written files by kind (``sr``, ``capture``, ``png``, ``results``).
+
+    Raises:
+        OutputError: the DICOM objects cannot be built from the source header (an
+            unexpected ``ValueError``/``TypeError`` of the builders; the message names
+            only its type, since the builders may quote header values), or the files
+            cannot be written. No output file is left behind.
     """
     from spinevcf.report.capture import build_secondary_capture, render_annotated_cpr
     from spinevcf.report.sr import build_sr
@@ -209,9 +215,12 @@ def write_study_outputs(out_dir: Path | str, volume: Volume, result: PipelineRes
     if result.cpr is not None:
         png = render_annotated_cpr(result.cpr.image[0], record, pixel_mm=result.cpr.pixel_mm)
     if source is not None:
-        sr = build_sr(record, source, referenced_sop_instance_uids=volume.info.sop_instance_uids)
-        if png is not None:
-            capture = build_secondary_capture(png, source)
+        try:
+            sr = build_sr(record, source, referenced_sop_instance_uids=volume.info.sop_instance_uids)
+            if png is not None:
+                capture = build_secondary_capture(png, source)
+        except (ValueError, TypeError) as exc:
+            raise OutputError(f"could not build the DICOM outputs: {type(exc).__name__}") from exc
     return write_outputs(Path(out_dir), record, sr=sr, capture=capture, png=png)
 
 

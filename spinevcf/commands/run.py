@@ -149,7 +149,7 @@ def discover_studies(input_dir: Path) -> list[StudyInput]:
         NoDicomFilesError: it holds neither subfolders nor DICOM files.
     """
     if not input_dir.is_dir():
-        raise InputError(f"input folder not found: {input_dir}")
+        raise InputError("input folder not found")
     subdirs = sorted(p for p in input_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
     if subdirs:
         return [StudyInput(key=p.name, folder=p, study_instance_uid=_first_study_uid(p)) for p in subdirs]
@@ -159,7 +159,7 @@ def discover_studies(input_dir: Path) -> list[StudyInput]:
         if uid is not None:
             groups.setdefault(uid, []).append(path)
     if not groups:
-        raise NoDicomFilesError(f"no study subfolders and no DICOM files in {input_dir}")
+        raise NoDicomFilesError("no study subfolders and no DICOM files in the input folder")
     return [
         StudyInput(key=f"StudyInstanceUID={uid}", folder=None, files=tuple(files), study_instance_uid=uid)
         for uid, files in sorted(groups.items())
@@ -253,7 +253,7 @@ def _write_summary(output_dir: Path, outcomes: list[StudyOutcome], wall_s: float
         tmp.write_text(json.dumps(doc, indent=2) + "\n")
         os.replace(tmp, path)
     except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        raise OutputError(f"cannot write {path.name}: {exc.strerror or type(exc).__name__}") from exc
     return path
 
 
@@ -268,7 +268,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"cannot create output folder {output_dir}: {exc.strerror or exc}") from exc
+        raise OutputError(f"cannot create the output folder: {exc.strerror or type(exc).__name__}") from exc
     log.info("%d studies found", len(studies))
 
     start = time.perf_counter()
@@ -315,7 +315,7 @@ def run(args: argparse.Namespace) -> int:
         wall,
         len(outcomes) - len(failed),
         len(failed),
-        summary,
+        summary.name,
     )
     if failed:
         sys.stderr.write(f"spinevcf run: {len(failed)} of {len(outcomes)} studies failed:\n")

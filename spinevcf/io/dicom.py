@@ -45,6 +45,7 @@ Decisions (named constants below):
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import os
@@ -429,6 +430,26 @@ def _frames_of(
     ]
 
 
+class _BaseNameReader(io.BufferedReader):
+    """A binary file whose ``name`` is its base name only.
+
+    pydicom quotes ``name`` in its warnings and log lines (e.g. on a truncated file);
+    a folder of a PACS export may be named after the patient, so no full path is handed on.
+
+    Args:
+        path: the file to open for reading.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(io.FileIO(path, "rb"))
+        self._base_name = path.name
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        """The file's base name."""
+        return self._base_name
+
+
 def _read_header(path: Path) -> tuple[Dataset, int | None, bool, bool]:
     """Read one header; returns (dataset, pixel tag offset, has pixel data, truncated).
 
@@ -437,7 +458,7 @@ def _read_header(path: Path) -> tuple[Dataset, int | None, bool, bool]:
         OSError: the file cannot be opened.
     """
     size = path.stat().st_size
-    with open(path, "rb") as fp:
+    with _BaseNameReader(path) as fp:
         ds = pydicom.dcmread(fp, stop_before_pixels=True, force=False)
         pos = fp.tell()
         tag = fp.read(4)
@@ -453,6 +474,11 @@ def _read_header(path: Path) -> tuple[Dataset, int | None, bool, bool]:
     has_pixels = pos < size and tag == pix_tag
     truncated = (not has_pixels and _header_truncated(ds, size)) or (has_pixels and size - pos < 12)
     return ds, (pos if has_pixels else None), has_pixels, truncated
+
+
+def _os_reason(exc: OSError) -> str:
+    """The cause of an OS error without the file name that ``str(exc)`` would include."""
+    return exc.strerror or type(exc).__name__
 
 
 def _iter_files(root: Path) -> Iterable[Path]:
@@ -485,7 +511,7 @@ def scan_folder(path: str | os.PathLike[str]) -> list[SeriesCandidate]:
     """
     root = Path(path)
     if not root.exists():
-        raise NoDicomFilesError(f"input path does not exist: {root}")
+        raise NoDicomFilesError("the input path does not exist")
     files = [root] if root.is_file() else list(_iter_files(root))
     groups: dict[tuple[str, str, bool, str], SeriesCandidate] = {}
     skipped: list[Path] = []
@@ -495,18 +521,18 @@ def scan_folder(path: str | os.PathLike[str]) -> list[SeriesCandidate]:
             ds, offset, has_pixels, truncated = _read_header(f)
         except InvalidDicomError:
             skipped.append(f)
-            log.debug("not a DICOM file, skipped: %s", f)
+            log.debug("not a DICOM file, skipped: %s", f.name)
             continue
         except OSError as exc:
             # It may be a slice of the series (no read permission, dangling link): the study
             # is refused by load_study like a corrupt file of unknown series.
-            log.warning("cannot read %s: %s", f, exc.strerror or type(exc).__name__)
+            log.warning("cannot read %s: %s", f.name, _os_reason(exc))
             _unknown(groups).unreadable.append(f)
             skipped.append(f)
             continue
         except Exception as exc:  # noqa: BLE001 - pydicom raises many types on corrupt files
             # The file claimed to be DICOM (it passed the 'DICM' check) but could not be parsed.
-            log.warning("corrupt DICOM file %s (%s)", f, type(exc).__name__)
+            log.warning("corrupt DICOM file %s (%s)", f.name, type(exc).__name__)
             _unknown(groups).unreadable.append(f)
             n_dicom += 1
             continue
@@ -516,15 +542,15 @@ def scan_folder(path: str | os.PathLike[str]) -> list[SeriesCandidate]:
         if sop_class == _MEDIA_STORAGE_DIRECTORY or (
             meta is not None and meta.get("MediaStorageSOPClassUID") == _MEDIA_STORAGE_DIRECTORY
         ):
-            log.debug("DICOMDIR skipped: %s", f)
+            log.debug("DICOMDIR skipped: %s", f.name)
             continue
         study = str(ds.get("StudyInstanceUID", ""))
         series = str(ds.get("SeriesInstanceUID", ""))
         if not series:
             if truncated:
-                log.warning("DICOM file %s is truncated before its series UID", f)
+                log.warning("DICOM file %s is truncated before its series UID", f.name)
             else:
-                log.warning("DICOM file %s has no SeriesInstanceUID", f)
+                log.warning("DICOM file %s has no SeriesInstanceUID", f.name)
             _unknown(groups).unreadable.append(f)
             continue
         try:
@@ -535,7 +561,7 @@ def scan_folder(path: str | os.PathLike[str]) -> list[SeriesCandidate]:
             file_frames = _frames_of(ds, f, offset, has_pixels, truncated) if is_image else []
         except (TypeError, ValueError, OverflowError) as exc:
             # A value of the wrong type or multiplicity (e.g. two numbers in Rows).
-            log.warning("corrupt DICOM file %s (%s)", f, type(exc).__name__)
+            log.warning("corrupt DICOM file %s (%s)", f.name, type(exc).__name__)
             _unknown(groups).unreadable.append(f)
             continue
         is_localizer = "LOCALIZER" in image_type
@@ -558,10 +584,12 @@ def scan_folder(path: str | os.PathLike[str]) -> list[SeriesCandidate]:
             cand.unreadable.append(f)
         cand.frames.extend(file_frames)
     if skipped:
-        log.warning("skipped %d non-DICOM or unreadable file(s) below %s", len(skipped), root)
+        log.warning("skipped %d non-DICOM or unreadable file(s) in the input", len(skipped))
     if n_dicom == 0:
-        raise NoDicomFilesError(f"no DICOM files found below {root} ({len(skipped)} other file(s) skipped)")
-    log.info("found %d DICOM file(s) in %d series below %s", n_dicom, len(groups), root)
+        if root.is_file():
+            raise NoDicomFilesError("the input file is not a readable DICOM file")
+        raise NoDicomFilesError(f"no DICOM files in the input folder ({len(skipped)} other file(s) skipped)")
+    log.info("found %d DICOM file(s) in %d series in the input", n_dicom, len(groups))
     return list(groups.values())
 
 
@@ -839,7 +867,11 @@ def _native_read(f: FrameRef, out: npt.NDArray[Any]) -> bool:
     if f.transfer_syntax not in _NATIVE_LE_SYNTAXES or f.pixel_offset is None:
         return False
     explicit = f.transfer_syntax == ExplicitVRLittleEndian
-    with open(f.path, "rb") as fp:
+    try:
+        fp = open(f.path, "rb")
+    except OSError as exc:
+        raise UnreadableFileError(f"file {f.path.name} cannot be read: {_os_reason(exc)}") from exc
+    with fp:
         fp.seek(f.pixel_offset)
         head = fp.read(12 if explicit else 8)
         if head[:4] != _PIXEL_DATA_TAG_LE:
@@ -932,18 +964,21 @@ class _Decoder:
             if f.frame is None:
                 if encapsulated:
                     _check_encapsulated(f)
-                arr = pydicom_pixel_array(f.path)
+                with _BaseNameReader(f.path) as fp:
+                    arr = pydicom_pixel_array(fp)
             else:
                 if self._cache_path != f.path:
                     if encapsulated:
                         _check_encapsulated(f)
-                    self._cache = pydicom_pixel_array(f.path)
+                    with _BaseNameReader(f.path) as fp:
+                        self._cache = pydicom_pixel_array(fp)
                     self._cache_path = f.path
                 assert self._cache is not None
                 arr = self._cache[f.frame] if self._cache.ndim == 3 else self._cache
         except (ValueError, EOFError, OSError, RuntimeError, TypeError) as exc:
             raise UnreadableFileError(
-                f"{self.label}: pixel data of file {f.path.name} cannot be decoded: {exc}"
+                f"{self.label}: pixel data of file {f.path.name} cannot be decoded: "
+                f"{_os_reason(exc) if isinstance(exc, OSError) else exc}"
             ) from exc
         if arr.shape != (f.rows, f.columns):
             raise UnreadableFileError(f"{self.label}: file {f.path.name} decoded to shape {arr.shape}")

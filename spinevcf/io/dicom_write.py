@@ -240,7 +240,7 @@ def write_ct_series(
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"cannot create output folder {out}: {exc.strerror}") from exc
+        raise OutputError(f"cannot create the output folder {out.name!r}: {exc.strerror}") from exc
 
     base = Dataset()
     base.SpecificCharacterSet = "ISO_IR 100"
@@ -324,7 +324,7 @@ def write_ct_series(
         try:
             ds.save_as(path, enforce_file_format=True)
         except OSError as exc:
-            raise OutputError(f"cannot write {path}: {exc.strerror}") from exc
+            raise OutputError(f"cannot write {path.name}: {exc.strerror}") from exc
         paths[k] = path
-    log.info("wrote %d CT slices (%s) to %s", n, UID(transfer_syntax).name, out)
+    log.info("wrote %d CT slices (%s) to the folder %r", n, UID(transfer_syntax).name, out.name)
     return paths

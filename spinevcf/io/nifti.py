@@ -118,7 +118,7 @@ def load_volume(path: str | os.PathLike[str], *, max_bytes: int | None = None) -
     if p.is_dir():
         return load_study(p, max_bytes=max_bytes)
     if not p.exists():
-        raise InputError(f"input does not exist: {p}")
+        raise InputError("the input path does not exist")
     if p.name.lower().endswith(IMAGE_SUFFIXES):
         return load_nifti(p, max_bytes=max_bytes)
     raise InputError(

@@ -19,6 +19,9 @@ from spinevcf.synth.spine import LABEL_OTHER_BONE, Spine, _canal_half
 
 __all__ = ["Torso", "SlabEllipse", "MaskShape", "Table", "sample_body"]
 
+#: Half-width (mm) of the mediastinum / paravertebral strip between the lungs at the spine.
+MEDIASTINUM_HALF_MM: float = 18.0
+
 MaskFn = Callable[
     [npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]], npt.NDArray[np.bool_]
 ]
@@ -396,18 +399,18 @@ def sample_body(
             x: npt.NDArray[np.float32],
             y: npt.NDArray[np.float32],
             zz: npt.NDArray[np.float32],
-            zf: Callable = zf,
+            zf: Callable = zf,  # type: ignore[type-arg]
             bf: MaskFn = back_fn,
-        ) -> npt.NDArray[np.bool_]:  # type: ignore[type-arg]
-            return (zz > zf(x, y)) & bf(x, y, zz)
+        ) -> npt.NDArray[np.bool_]:
+            # mediastinum: half-width 18 mm beside the spine, widening anteriorly
+            sx = np.interp(zz.ravel(), z, torso.spine_x).astype(F32).reshape(zz.shape)
+            sy = np.interp(zz.ravel(), z, torso.spine_y).astype(F32).reshape(zz.shape)
+            half = F32(MEDIASTINUM_HALF_MM) + F32(0.25) * np.clip(sy - F32(15.0) - y, 0.0, None)
+            return (zz > zf(x, y)) & bf(x, y, zz) & (np.abs(x - sx) > half)
 
-        xlim = torso.spine_x + side * (20.0 + 0 * z)
         soft.append(
-            SlabEllipse(
-                z, [lung, cav], lung_hu, zl(18.5), z_apex, y_max=torso.spine_y + 30.0,
-                x_min=xlim if side > 0 else None, x_max=xlim if side < 0 else None, extra=below,
-            )
-        )  # fmt: skip
+            SlabEllipse(z, [lung, cav], lung_hu, zl(18.5), z_apex, y_max=torso.spine_y + 30.0, extra=below)
+        )
     # trachea and main bronchi
     carina = zl(10.5 + rng.normal(0, 0.4))
     ant = lambda zz: np.array([torso.at("spine_x", zz), torso.at("spine_y", zz) - 42.0, zz])  # noqa: E731

@@ -10,7 +10,7 @@ __all__ = ["SynthConfig", "FOV_PRESETS"]
 #: (0 = C1 ... 23 = L5, 24 = S1, 25 = S2); the scan starts/ends at a random position
 #: between the two indices of each range (fractional positions cut vertebrae).
 FOV_PRESETS: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
-    "thoracic": ((4.5, 7.5), (18.0, 21.0)),  # C5..T1 -> T12..L3
+    "thoracic": ((4.5, 7.0), (18.0, 21.0)),  # C5..T1 -> T12..L3
     "lumbar": ((15.0, 18.0), (23.5, 25.5)),  # T9..T12 -> L5..S2
     "thoracolumbar": ((5.0, 9.0), (22.5, 25.5)),  # C6..T3 -> L4..S2
 }

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+from scipy import ndimage
 
 from spinevcf.schema import LEVELS
 from spinevcf.synth import anatomy as A
@@ -63,8 +64,11 @@ class Vertebra:
         fracture: intended deformity ("none", "wedge", "biconcave", "crush").
         target_reduction: intended height reduction (fraction).
         sclerotic_hu: extra HU of a sclerotic band under the superior endplate (0: none).
-        waves: (k, 4) trabecular texture waves (kx, ky, kz, phase) in local coordinates.
+        texture: periodic unit-variance noise tile (cells of :data:`TEXTURE_CELL_MM`, axes
+            u, v, w; smoother along w: vertical trabeculae), shared by a patient's vertebrae.
+        texture_offset: this vertebra's integer offset into the tile.
         texture_hu: amplitude of the trabecular texture.
+        subchondral_hu: extra density of the trabecular bone next to the endplates.
         elements: posterior elements (tubes, label "other bone").
     """
 
@@ -82,8 +86,10 @@ class Vertebra:
     fracture: str = "none"
     target_reduction: float = 0.0
     sclerotic_hu: float = 0.0
-    waves: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 4)))
+    texture: npt.NDArray[np.float32] | None = None
+    texture_offset: tuple[int, int, int] = (0, 0, 0)
     texture_hu: float = 0.0
+    subchondral_hu: float = 0.0
     elements: list[Tube] = field(default_factory=list)
 
     @property
@@ -177,11 +183,16 @@ class Vertebra:
 
         def trabecular() -> npt.NDArray[np.float32]:
             val = np.full(np.broadcast_shapes(u.shape, v.shape, w.shape), F32(self.trabecular_hu), F32)
-            if len(self.waves):
-                tex = np.zeros_like(val)
-                for kx, ky, kz, ph in self.waves:
-                    tex += np.cos(u * F32(kx) + v * F32(ky) + w * F32(kz) + F32(ph))
-                val += F32(self.texture_hu / np.sqrt(len(self.waves))) * tex
+            if self.texture is not None and self.texture_hu > 0:
+                n = self.texture.shape
+                cell = F32(1.0 / TEXTURE_CELL_MM)
+                iu = (np.floor(u * cell).astype(np.int32) + self.texture_offset[0]) % n[0]
+                iv = (np.floor(v * cell).astype(np.int32) + self.texture_offset[1]) % n[1]
+                iw = (np.floor(w * cell).astype(np.int32) + self.texture_offset[2]) % n[2]
+                val += F32(self.texture_hu) * self.texture[iu, iv, iw]
+            if self.subchondral_hu > 0:
+                near = ((sup - w) < F32(SUBCHONDRAL_MM)) | ((w - inf) < F32(SUBCHONDRAL_MM))
+                val += F32(self.subchondral_hu) * near
             if self.sclerotic_hu > 0:
                 band = (sup - w) < F32(5.0)
                 val += F32(self.sclerotic_hu) * band
@@ -286,6 +297,22 @@ class Spine:
         return f
 
 
+#: Cell size (mm) and side (cells) of the trabecular texture tile.
+TEXTURE_CELL_MM: float = 0.5
+TEXTURE_TILE: int = 48
+#: Thickness (mm) of the denser subchondral trabecular bone under each endplate.
+SUBCHONDRAL_MM: float = 2.5
+
+
+def _texture_tile(rng: np.random.Generator) -> npt.NDArray[np.float32]:
+    """Periodic smoothed noise, anisotropic (longer along w: vertical trabeculae), unit variance."""
+    raw = rng.standard_normal((TEXTURE_TILE,) * 3).astype(np.float32)
+    tile = ndimage.gaussian_filter(raw, sigma=(1.1, 1.1, 2.4), mode="wrap")
+    tile -= tile.mean()
+    tile /= tile.std()
+    return tile
+
+
 def _bump(
     s: npt.NDArray[np.float64], centre: float, width: float, integral: float
 ) -> npt.NDArray[np.float64]:
@@ -364,6 +391,9 @@ def sample_spine(
     disc_hu = rng.uniform(*A.DISC_HU)
     age_degeneration = rng.uniform(0.0, 0.35)
     plan = _fracture_plan(rng, fracture_rate, subthreshold_rate, multiplier)
+    tile = _texture_tile(rng)
+    texture_hu = rng.uniform(0.22, 0.35) * max(trab, 60.0) + 10.0
+    subchondral = rng.uniform(30.0, 120.0)
 
     # --- per-level dimensions and stacking along the arc length --------------------------
     levels = list(LEVELS[1:]) + ["S1"]
@@ -468,9 +498,6 @@ def sample_spine(
         elif kind == "biconcave":
             csup, cinf = d["fsup"], 1.0 - d["fsup"]  # unit total concavity, rescaled below
         notch = 0.12 * d["hd"] if lev.startswith(("T", "L")) else 0.05 * d["hd"]
-        k = rng.normal(size=(7, 3))
-        k *= (2 * np.pi / rng.uniform(1.6, 4.0, size=(7, 1))) / np.linalg.norm(k, axis=1, keepdims=True)
-        waves = np.concatenate([k, rng.uniform(0, 2 * np.pi, size=(7, 1))], axis=1)
         vb = Vertebra(
             level=lev,
             center=p,
@@ -488,8 +515,10 @@ def sample_spine(
             sclerotic_hu=rng.uniform(100, 250)
             if (kind != "none" and red >= 0.2 and rng.random() < 0.5)
             else 0.0,
-            waves=waves,
-            texture_hu=rng.uniform(35.0, 65.0),
+            texture=tile,
+            texture_offset=tuple(int(x) for x in rng.integers(0, TEXTURE_TILE, 3)),
+            texture_hu=texture_hu * rng.uniform(0.85, 1.15),
+            subchondral_hu=subchondral * rng.uniform(0.7, 1.3),
         )
         if kind == "biconcave":
             _set_biconcave(vb, red)

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+import app.settings as settings_module
 from app.settings import parse_settings
-from spinevcf.errors import InputError
+from spinevcf.errors import InputError, OutputError
 from spinevcf.pipeline import default_model_repository
 
 _ENV = (
@@ -86,3 +87,44 @@ def test_missing_input_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("HOLOSCAN_INPUT_PATH", str(tmp_path / "nope"))
     with pytest.raises(InputError, match="input folder not found"):
         parse_settings(["app", "-o", str(tmp_path / "out")])
+
+
+def test_output_folder_is_not_created_while_parsing(tmp_path: Path) -> None:
+    """The folder is made by the output writer, so a run that fails leaves none behind."""
+    (tmp_path / "in").mkdir()
+    out = tmp_path / "a" / "b" / "out"
+    s = parse_settings(["app", "-i", str(tmp_path / "in"), "--output", str(out)])
+    assert s.output_folder == out
+    assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize("below", ["", "out", "out/deeper"])
+def test_output_path_on_a_file(tmp_path: Path, below: str) -> None:
+    """A regular file as the output path or one of its parents: OutputError without the path."""
+    (tmp_path / "in").mkdir()
+    blocker = tmp_path / "DOE^JOHN"
+    blocker.write_text("a file, not a folder\n")
+    out = blocker / below if below else blocker
+    with pytest.raises(OutputError, match="output folder") as info:
+        parse_settings(["app", "-i", str(tmp_path / "in"), "-o", str(out)])
+    assert "DOE" not in str(info.value)
+    assert blocker.read_text() == "a file, not a folder\n"
+
+
+def test_output_path_from_the_environment_is_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "blocker").write_text("x\n")
+    monkeypatch.setenv("HOLOSCAN_OUTPUT_PATH", str(tmp_path / "blocker" / "out"))
+    with pytest.raises(OutputError, match="not a folder"):
+        parse_settings(["app", "-i", str(tmp_path / "in")])
+
+
+def test_output_folder_not_writable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """os.access is faked: the tests may run as root, who can write into a read-only folder."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "locked").mkdir()
+    monkeypatch.setattr(settings_module.os, "access", lambda *args, **kwargs: False)
+    with pytest.raises(OutputError, match="nearest existing parent is not writable"):
+        parse_settings(["app", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "locked" / "out")])
+    with pytest.raises(OutputError, match="output folder is not writable"):
+        parse_settings(["app", "-i", str(tmp_path / "in"), "-o", str(tmp_path / "locked")])

@@ -266,6 +266,33 @@ def test_non_dicom_files_skipped_with_warning(series_dir, caplog) -> None:
     assert any("skipped 2 non-DICOM" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.filterwarnings("ignore:End of file reached:UserWarning")
+def test_logs_and_errors_name_no_input_path(series_dir, tmp_path: Path, caplog) -> None:
+    """A folder named after the patient (as in PACS exports) appears in no log line or error."""
+    source, _, _ = series_dir()
+    folder = tmp_path / "DOE^JOHN_12345"
+    shutil.move(source, folder)
+    (folder / "notes.txt").write_text("not a DICOM file")
+    # Passes the 'DICM' check but cannot be parsed: a corrupt file of unknown series.
+    (folder / "broken.dcm").write_bytes(b"\x00" * 128 + b"DICM" + b"\xff" * 64)
+    with caplog.at_level(logging.DEBUG), pytest.raises(UnreadableFileError) as info:
+        load_study(folder)
+    assert "corrupt" in str(info.value) and "broken.dcm" in str(info.value)
+    assert any("skipped 1 non-DICOM" in r.getMessage() for r in caplog.records)
+
+    empty = tmp_path / "SMITH^JANE_67890"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not a DICOM file")
+    with caplog.at_level(logging.DEBUG), pytest.raises(NoDicomFilesError) as no_dicom:
+        load_study(empty)
+    assert "no DICOM files in the input folder" in str(no_dicom.value)
+
+    logged = caplog.text + " ".join(str(r.args) for r in caplog.records)
+    for text in (logged, str(info.value), str(no_dicom.value)):
+        for secret in ("DOE", "JOHN", "12345", "SMITH", "JANE", str(tmp_path)):
+            assert secret not in text, f"{secret!r} in {text!r}"
+
+
 # ---------------------------------------------------------------------------------- errors
 
 

@@ -119,11 +119,6 @@ def test_output_path_is_a_file(monkeypatch: pytest.MonkeyPatch, study: Path, tmp
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="app bug (reported): the SDK's -o parser (monai.deploy valid_dir_path) mkdirs OUT while "
-    "app.settings.parse_settings parses it, so NotADirectoryError escapes with a traceback and exit 1",
-)
 def test_unwritable_output_subprocess(study: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """As a process: exit code 6, one line naming the cause, no traceback."""
     blocker = tmp_path / "blocker"

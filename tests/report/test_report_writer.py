@@ -12,11 +12,14 @@ import numpy as np
 import pytest
 from pydicom.dataset import Dataset
 
+import spinevcf.report.sr as sr_module
 from spinevcf.errors import OutputError
+from spinevcf.pipeline import PipelineResult, write_study_outputs
 from spinevcf.report import writer
 from spinevcf.report.capture import build_secondary_capture
 from spinevcf.report.sr import build_sr, read_sr_measurements
 from spinevcf.schema import StudyRecord
+from spinevcf.volume import SeriesInfo, Volume
 
 
 @pytest.fixture
@@ -121,3 +124,32 @@ def test_concurrent_runs_into_one_folder(tmp_path: Path, record: StudyRecord, ct
     names = _listing(tmp_path)
     assert names == sorted(["results.json", *(f"sr_{sr.SOPInstanceUID}.dcm" for sr in srs)])
     assert json.loads((tmp_path / "results.json").read_text()) == record.to_dict()
+
+
+@pytest.mark.parametrize("error", [ValueError, TypeError])
+def test_study_outputs_builder_error_is_an_output_error(
+    tmp_path: Path,
+    record: StudyRecord,
+    ct_header: Dataset,
+    series_uids: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    error: type[Exception],
+) -> None:
+    """An unexpected error of the SR builder: OutputError naming its type only, no file written."""
+
+    def failing_build_sr(*args: object, **kwargs: object) -> Dataset:
+        raise error(f"invalid value {ct_header.PatientName} of Patient's Name")
+
+    monkeypatch.setattr(sr_module, "build_sr", failing_build_sr)
+    volume = Volume(
+        np.zeros((2, 2, 2), np.int16),
+        np.eye(4),
+        SeriesInfo(dataset=ct_header, sop_instance_uids=tuple(series_uids)),
+    )
+    out = tmp_path / "out"
+    with pytest.raises(OutputError) as info:
+        write_study_outputs(out, volume, PipelineResult(record=record, cpr=None))
+    assert str(info.value) == f"could not build the DICOM outputs: {error.__name__}"
+    assert "Spine" not in str(info.value)
+    assert isinstance(info.value.__cause__, error)
+    assert _listing(tmp_path) == []

@@ -87,7 +87,7 @@ def test_keypoints_lie_on_rendered_endplates(seed: int) -> None:
             inside_cortex = _sample(img, aff, np.array([top + 0.5 * d, bot - 0.5 * d]))
             assert np.all(inside_cortex > 550.0), (level, j, inside_cortex)
             mid = _sample(img, aff, np.array([top + 0.5 * height * d]))[0]
-            assert -50.0 < mid < 500.0, (level, j, mid)  # trabecular, well below cortex
+            assert -100.0 < mid < 500.0, (level, j, mid)  # trabecular (with texture), well below cortex
             assert mid < 0.7 * inside_cortex.min()
             if level not in discs_with_gas:
                 outside = _sample(img, aff, np.array([top - 1.0 * d, bot + 1.0 * d]))
