@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from spinevcf.synth import anatomy as A
 from spinevcf.synth.raster import F32, Canvas, Ellipsoid, Tube, rotation_from_axes
-from spinevcf.synth.spine import LABEL_OTHER_BONE, Spine, _canal_half
+from spinevcf.synth.spine import LABEL_OTHER_BONE, Spine, canal_half
 
 __all__ = ["Torso", "SlabEllipse", "MaskShape", "Table", "sample_body"]
 
@@ -213,7 +213,7 @@ def sample_torso(rng: np.random.Generator, spine: Spine) -> Torso:
     # most posterior points of the trunk (lordotic gaps keep a few centimetres).
     trunk = (f > 8.0) & (f < 24.0)
     y_ref = float(np.percentile(y_back[trunk], 90)) if trunk.any() else float(y_back.max())
-    sag = 0.8 * np.clip(y_ref - y_back - 12.0, 0.0, None) * np.clip(f - 5.5, 0.0, 1.0)
+    sag = 0.9 * np.clip(y_ref - y_back - 4.0, 0.0, None) * np.clip(f - 5.5, 0.0, 1.0)
     y_back = y_back + sag
     ay = ay + 0.5 * sag
     cy = y_back - 0.92 * ay
@@ -231,7 +231,7 @@ def _rib_path(
     assert vb is not None  # thoracic levels always exist
     num = int(level[1:])
     h = vb.rim_sup[1] + vb.rim_inf[1]
-    cw, ca = _canal_half(level)
+    cw, ca = canal_half(level)
     vpb = vb.half_depth - vb.notch_mm
     head = vb.to_global([[side * (vb.half_width + 2.0), vpb - 0.3 * vb.half_depth, 0.45 * h]])[0]
     tp_dir = np.array([side, 0.55, 0.15]) / np.linalg.norm([1.0, 0.55, 0.15])

@@ -23,7 +23,7 @@ from spinevcf.synth import anatomy as A
 from spinevcf.synth.body import Table, Torso, sample_body, sample_torso
 from spinevcf.synth.config import SynthConfig
 from spinevcf.synth.raster import Canvas, Tube
-from spinevcf.synth.spine import Spine, Vertebra, _canal_half, sample_spine
+from spinevcf.synth.spine import Spine, Vertebra, canal_half, sample_spine
 
 if TYPE_CHECKING:
     from spinevcf.synth.acquisition import Acquisition
@@ -188,7 +188,7 @@ def _sample_implants(rng: np.random.Generator, spine: Spine) -> list[Tube]:
         vb = spine.by_level(lev)
         assert vb is not None
         h = vb.rim_sup[1] + vb.rim_inf[1]
-        cw, ca = _canal_half(lev)
+        cw, ca = canal_half(lev)
         vpb = vb.half_depth - vb.notch_mm
         for side in (-1.0, 1.0):
             entry = np.array([side * (cw + 6.0), vpb + 1.3 * ca + 6.0, 0.15 * h])

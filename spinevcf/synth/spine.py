@@ -14,6 +14,7 @@ anterior and posterior walls and midway between them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +32,7 @@ __all__ = [
     "sample_spine",
     "LABEL_DISC",
     "LABEL_OTHER_BONE",
+    "canal_half",
 ]
 
 #: Label of intervertebral discs in :meth:`Phantom.render_labels`.
@@ -534,15 +536,12 @@ def sample_spine(
 
     level_s = np.array([s_centre[lev] for lev in LEVELS] + [s_centre["S1"], s_centre["S1"] + 50.0 * scale])
     extra = _atlas_and_sacrum(rng, vertebrae, at, s_centre, cort, trab, scale)
-    c_pts = np.stack([at(sv)[0] for sv in np.arange(-20.0, s_centre["S1"] + 80.0, 6.0)])
     canal_pts = []
     for vb in vertebrae[:-1]:
-        canal_pts.append(
-            vb.to_global([[0.0, vb.half_depth - vb.notch_mm + _canal_half(vb.level)[1], 0.0]])[0]
-        )
+        canal_pts.append(vb.to_global([[0.0, vb.half_depth - vb.notch_mm + canal_half(vb.level)[1], 0.0]])[0])
     canal_pts_a = np.array(canal_pts)
-    canal_r = np.array([_canal_half(vb.level)[0] for vb in vertebrae[:-1]])
-    canal_ap = np.array([_canal_half(vb.level)[1] for vb in vertebrae[:-1]])
+    canal_r = np.array([canal_half(vb.level)[0] for vb in vertebrae[:-1]])
+    canal_ap = np.array([canal_half(vb.level)[1] for vb in vertebrae[:-1]])
     canal = Tube(
         canal_pts_a,
         ra=canal_ap,
@@ -550,7 +549,6 @@ def sample_spine(
         normals=np.tile([0.0, 1.0, 0.0], (len(canal_pts_a), 1)),
         hu=rng.uniform(*A.CSF_HU),
     )
-    del c_pts
     return Spine(vertebrae, discs, extra, arc, pts, level_s, canal, bone)
 
 
@@ -602,7 +600,7 @@ def _set_wedge(vb: Vertebra, reduction: float, fsup: float, ha: float, hp: float
 DISC_GAP_C1C2: float = 3.0
 
 
-def _canal_half(level: str) -> tuple[float, float]:
+def canal_half(level: str) -> tuple[float, float]:
     """(half-width, half-AP) of the spinal canal at a level."""
     if level.startswith("C"):
         return 12.0, 7.0
@@ -621,7 +619,7 @@ def _posterior_elements(
     region = _region(lev)
     num = int(lev[1:])
     h = vb.rim_sup[1] + vb.rim_inf[1]
-    cw, ca = _canal_half(lev)
+    cw, ca = canal_half(lev)
     vpb = vb.half_depth - vb.notch_mm
     pr = {"C": 3.0, "T": 3.8, "L": 5.0}[region] * scale
     ph = {"C": 3.5, "T": 6.0, "L": 7.0}[region] * scale
@@ -712,7 +710,7 @@ def _posterior_elements(
 def _atlas_and_sacrum(
     rng: np.random.Generator,
     vertebrae: list[Vertebra],
-    at: object,
+    at: Callable[[float], tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]],
     s_centre: dict[str, float],
     cort: float,
     trab: float,
@@ -722,8 +720,8 @@ def _atlas_and_sacrum(
     tubes: list[Tube] = []
     c2 = vertebrae[0]
     s1 = vertebrae[-1]
-    at_fn = at  # callable(s) -> (point, tangent)
-    p1, t1 = at_fn(s_centre["C1"])  # type: ignore[operator]
+    at_fn = at
+    p1, t1 = at_fn(s_centre["C1"])
     rot1 = _rot_frame(-t1)
     theta = np.linspace(0, 2 * np.pi, 17)
     ring = np.stack(
@@ -757,7 +755,7 @@ def _atlas_and_sacrum(
     )
     # sacrum: S1 body drawn as a Vertebra; S2..S5 as a tapering tube along the curve
     ss = np.linspace(s_centre["S1"] + 14.0 * scale, s_centre["S1"] + 95.0 * scale, 8)
-    pts = np.stack([at_fn(sv)[0] for sv in ss])  # type: ignore[operator]
+    pts = np.stack([at_fn(sv)[0] for sv in ss])
     normals = np.tile([1.0, 0.0, 0.0], (len(ss), 1))
     tubes.append(
         Tube(

@@ -90,8 +90,14 @@ def test_write_case_round_trip(tmp_path: Path) -> None:
     t = np.linalg.inv(case.volume.affine) @ vol.affine
     np.testing.assert_allclose(np.abs(t[:3, :3]), np.eye(3), atol=1e-4)
     src = case.volume.array
+    first = 0
     if t[0, 0] < 0:
         src = src[::-1]
+        first = src.shape[0] - 1
+    np.testing.assert_allclose(
+        vol.index_to_lps([[0, 0, 0]]), case.volume.index_to_lps([[first, 0, 0]]), atol=1e-3
+    )
+    np.testing.assert_allclose(vol.spacing, case.volume.spacing, atol=1e-4)
     np.testing.assert_array_equal(np.asarray(vol.array, dtype=np.int16), src)
 
 

@@ -1,0 +1,81 @@
+"""Calibrate the vertebra fracture probability on synthetic validation studies.
+
+The probability is logistic in the vertebra's height reduction (``spinevcf.grading``):
+``p = 1 / (1 + exp(-(reduction - center) / scale))``. This script runs the committed models
+on validation studies (seeds disjoint from training and from the evaluation set), matches
+predictions to truth, fits ``center`` and ``scale`` by maximum likelihood (Platt scaling)
+on (predicted reduction, truth grade >= 1), and writes them into
+``model_repository/vertebra_detector_2d/spinevcf.json`` as ``calibration``.
+
+Usage::
+
+    python scripts/calibrate.py --seeds 100100 100140 [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+from scipy.optimize import minimize
+
+from spinevcf.evaluate import match_study
+from spinevcf.pipeline import Pipeline, default_model_repository
+from spinevcf.synth import SynthConfig, generate_case
+
+#: Fracture rate of the calibration studies (enough positives for a stable fit).
+CALIBRATION_FRACTURE_RATE = 0.2
+
+
+def _nll(params: np.ndarray, r: np.ndarray, y: np.ndarray) -> float:
+    center, log_scale = params
+    z = (r - center) / np.exp(log_scale)
+    # log(1 + exp(-z)) for positives, log(1 + exp(z)) for negatives, numerically stable.
+    return float(np.sum(np.logaddexp(0.0, np.where(y > 0, -z, z))))
+
+
+def main() -> int:
+    """Collect (reduction, label) pairs and fit the logistic calibration."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", type=int, nargs=2, default=(100100, 100140), metavar=("START", "STOP"))
+    ap.add_argument("--write", action="store_true", help="store the result in the detector's spinevcf.json")
+    args = ap.parse_args()
+    repo = default_model_repository()
+    pipe = Pipeline(repo)
+    red, lab = [], []
+    for seed in range(*args.seeds):
+        case = generate_case(seed, SynthConfig(fracture_rate=CALIBRATION_FRACTURE_RATE))
+        rec = pipe.run(case.volume).record
+        m = match_study(case.truth, rec)
+        for t, p in m.pairs:
+            r = rec.vertebrae[p].height_reductions_pct or {}
+            red.append(max(r.values()) / 100.0 if r else 0.0)
+            lab.append(1.0 if case.truth.vertebrae[t].genant_grade >= 1 else 0.0)
+        print(f"seed {seed}: {len(m.pairs)} matched vertebrae", flush=True)
+    r_arr, y_arr = np.asarray(red), np.asarray(lab)
+    fit = minimize(_nll, x0=np.array([0.2, np.log(0.02)]), args=(r_arr, y_arr), method="Nelder-Mead")
+    center, scale = float(fit.x[0]), float(np.exp(fit.x[1]))
+    out = {
+        "calibration": [round(center, 5), round(scale, 5)],
+        "pairs": int(len(y_arr)),
+        "positives": int(y_arr.sum()),
+        "seeds": list(args.seeds),
+    }
+    print(json.dumps(out, indent=2))
+    if args.write:
+        path = repo / "vertebra_detector_2d" / "spinevcf.json"
+        cfg = json.loads(path.read_text())
+        cfg["calibration"] = out["calibration"]
+        cfg["calibration_fit"] = {k: v for k, v in out.items() if k != "calibration"} | {
+            "command": "python scripts/calibrate.py --seeds %d %d --write" % tuple(args.seeds)
+        }
+        path.write_text(json.dumps(cfg, indent=2) + "\n")
+        print(f"written to {path}")
+    pipe.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
