@@ -33,6 +33,7 @@ from spinevcf.volume import Volume
 __all__ = [
     "DetectorItem",
     "build_cache",
+    "cache_dir",
     "make_localizer_item",
     "make_detector_items",
     "load_localizer_item",
@@ -198,6 +199,13 @@ def make_detector_items(seed: int, cfg: dict[str, Any]) -> list[DetectorItem]:
                 ignore.append(px.mean(axis=0))
         items.append(DetectorItem(cpr.image.astype(np.float32), kps, levels, ignore))
     return items
+
+
+def cache_dir(cfg: dict[str, Any]) -> Path:
+    """The config's cache folder for the current generator version (old caches are never reused)."""
+    from spinevcf.synth import GENERATOR_VERSION
+
+    return Path(cfg["cache_dir"]) / f"generator-{GENERATOR_VERSION}"
 
 
 def _cache_path(cache: Path, kind: str, seed: int) -> Path:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from spinevcf.inference.base import DETECTOR_MODEL
 from spinevcf.networks import build_model
 from spinevcf.training.common import save_checkpoint, seed_everything
-from spinevcf.training.data import DetectorItem, build_cache, load_detector_items
+from spinevcf.training.data import cache_dir, DetectorItem, build_cache, load_detector_items
 from spinevcf.training.losses import centernet_focal_loss, masked_l1
 from spinevcf.training.targets import encode_detector_targets
 
@@ -91,7 +91,7 @@ def train_detector(cfg: dict[str, Any], config_path: str, out: Path, *, workers:
     """Train the detector as configured; return the checkpoint path."""
     seed_everything(int(cfg["seed"]))
     torch.set_num_threads(int(cfg.get("threads", 2)))
-    cache = Path(cfg["cache_dir"])
+    cache = cache_dir(cfg)
     train_seeds = list(range(*cfg["train_seeds"]))
     val_seeds = list(range(*cfg["val_seeds"]))
     build_cache("detector", cache, train_seeds + val_seeds, cfg, workers=workers)

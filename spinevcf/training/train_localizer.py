@@ -13,7 +13,7 @@ import torch
 from spinevcf.inference.base import LOCALIZER_MODEL
 from spinevcf.networks import build_model
 from spinevcf.training.common import save_checkpoint, seed_everything
-from spinevcf.training.data import build_cache, load_localizer_item
+from spinevcf.training.data import cache_dir, build_cache, load_localizer_item
 from spinevcf.training.losses import dice_bce_loss
 
 __all__ = ["train_localizer", "random_crop_3d"]
@@ -71,7 +71,7 @@ def train_localizer(cfg: dict[str, Any], config_path: str, out: Path, *, workers
     """Train the localizer as configured; return the checkpoint path."""
     seed_everything(int(cfg["seed"]))
     torch.set_num_threads(int(cfg.get("threads", 2)))
-    cache = Path(cfg["cache_dir"])
+    cache = cache_dir(cfg)
     train_seeds = list(range(*cfg["train_seeds"]))
     val_seeds = list(range(*cfg["val_seeds"]))
     build_cache("localizer", cache, train_seeds + val_seeds, cfg, workers=workers)
