@@ -69,7 +69,7 @@ def main() -> int:
         cfg = json.loads(path.read_text())
         cfg["calibration"] = out["calibration"]
         cfg["calibration_fit"] = {k: v for k, v in out.items() if k != "calibration"} | {
-            "command": "python scripts/calibrate.py --seeds %d %d --write" % tuple(args.seeds)
+            "command": f"python scripts/calibrate.py --seeds {args.seeds[0]} {args.seeds[1]} --write"
         }
         path.write_text(json.dumps(cfg, indent=2) + "\n")
         print(f"written to {path}")

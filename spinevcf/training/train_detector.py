@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from spinevcf.inference.base import DETECTOR_MODEL
 from spinevcf.networks import build_model
 from spinevcf.training.common import save_checkpoint, seed_everything
-from spinevcf.training.data import cache_dir, DetectorItem, build_cache, load_detector_items
+from spinevcf.training.data import DetectorItem, build_cache, cache_dir, load_detector_items
 from spinevcf.training.losses import centernet_focal_loss, masked_l1
 from spinevcf.training.targets import encode_detector_targets
 

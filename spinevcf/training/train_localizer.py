@@ -13,7 +13,7 @@ import torch
 from spinevcf.inference.base import LOCALIZER_MODEL
 from spinevcf.networks import build_model
 from spinevcf.training.common import save_checkpoint, seed_everything
-from spinevcf.training.data import cache_dir, build_cache, load_localizer_item
+from spinevcf.training.data import build_cache, cache_dir, load_localizer_item
 from spinevcf.training.losses import dice_bce_loss
 
 __all__ = ["train_localizer", "random_crop_3d"]
