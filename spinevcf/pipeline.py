@@ -20,7 +20,8 @@ from spinevcf.detector import Detection, DetectorConfig, assign_levels, decode_d
 from spinevcf.errors import ModelError, OutputError
 from spinevcf.geometry.cpr import CPRImage, make_cpr
 from spinevcf.geometry.curve import SpineCurve
-from spinevcf.grading import grade_column, patient_probability
+from spinevcf.geometry.lateral import lateral_offset
+from spinevcf.grading import grade_column, heights_from_keypoints, patient_probability
 from spinevcf.inference.base import DETECTOR_MODEL, LOCALIZER_MODEL, InferenceBackend
 from spinevcf.inference.factory import make_backend
 from spinevcf.inference.onnx_backend import load_model_config
@@ -67,6 +68,8 @@ class Pipeline:
             in-process with ONNX Runtime.
         triton_protocol: ``"grpc"`` (default) or ``"http"``.
         backend: an explicit backend (tests); overrides ``triton_url``.
+        lateral_refinement: map each body's keypoints in its own mid-sagittal plane
+            (measured from the CT) instead of the CPR plane.
 
     Example:
         >>> pipe = Pipeline(default_model_repository())  # doctest: +SKIP
@@ -80,6 +83,7 @@ class Pipeline:
         triton_url: str | None = None,
         triton_protocol: str = "grpc",
         backend: InferenceBackend | None = None,
+        lateral_refinement: bool = True,
     ) -> None:
         repo = Path(model_repository) if model_repository is not None else default_model_repository()
         if not repo.is_dir():
@@ -88,6 +92,7 @@ class Pipeline:
         self.localizer_config = LocalizerConfig.from_dict(load_model_config(repo, LOCALIZER_MODEL))
         self.detector_config = DetectorConfig.from_dict(load_model_config(repo, DETECTOR_MODEL))
         self.backend = backend or make_backend(repo, triton_url=triton_url, protocol=triton_protocol)
+        self.lateral_refinement = lateral_refinement
         self.model_version = f"spinevcf {__version__}"
 
     # -- stages -------------------------------------------------------------------------
@@ -126,9 +131,7 @@ class Pipeline:
                 message=NO_SPINE_MESSAGE,
             )
         labels = [d.label or LEVELS[int(np.argmax(d.level_probs))] for d in detections]
-        kps_lps = [cpr.pixel_to_lps(d.keypoints_px) for d in detections]
-        from spinevcf.grading import heights_from_keypoints
-
+        kps_lps = [self._keypoints_lps(volume, cpr, d) for d in detections]
         heights = [heights_from_keypoints(k) for k in kps_lps]
         cal = self.detector_config.calibration
         grades = grade_column(labels, heights, center=cal[0], scale=cal[1])
@@ -155,6 +158,16 @@ class Pipeline:
             patient_fracture_probability=round(p_patient, 4),
             model_version=self.model_version,
         )
+
+    def _keypoints_lps(self, volume: Volume, cpr: CPRImage, det: Detection) -> np.ndarray:
+        """A detection's keypoints in LPS mm, in the body's own mid-sagittal plane.
+
+        The CPR plane (``v = 0``) is shifted laterally by the body's measured offset
+        (:func:`spinevcf.geometry.lateral.lateral_offset`) when ``lateral_refinement`` is on.
+        """
+        s, u = cpr.pixel_to_local(det.keypoints_px)
+        v = lateral_offset(volume, cpr, det.keypoints_px) if self.lateral_refinement else 0.0
+        return cpr.curve.local_to_global(s, u, np.full_like(s, v))
 
     def run(self, volume: Volume) -> PipelineResult:
         """All stages on one volume, with per-stage wall times."""

@@ -51,7 +51,7 @@ import math
 import os
 import re
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pydicom
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
@@ -69,6 +70,7 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
 )
+from pydicom.valuerep import AMBIGUOUS_VR
 
 from spinevcf.errors import (
     DuplicateSliceError,
@@ -148,6 +150,9 @@ _PIXEL_DATA_TAG_LE = struct.pack("<HH", 0x7FE0, 0x0010)
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _NATIVE_LE_SYNTAXES = frozenset({ExplicitVRLittleEndian, ImplicitVRLittleEndian})
 _INT16_MIN, _INT16_MAX = -32768, 32767
+_SPECIFIC_CHARACTER_SET = 0x00080005
+#: VRs whose conversion depends on more than the element itself (see :class:`_ConvertedValues`).
+_CONTEXT_VRS = frozenset({"SQ", "UN"}) | frozenset(str(v) for v in AMBIGUOUS_VR)
 
 
 @dataclass(frozen=True)
@@ -376,27 +381,38 @@ def _first(seq: Any) -> Dataset | None:
 
 
 def _frames_of(
-    ds: Dataset, path: Path, pixel_offset: int | None, has_pixels: bool, truncated: bool
+    ds: Dataset,
+    path: Path,
+    pixel_offset: int | None,
+    has_pixels: bool,
+    truncated: bool,
+    get: Callable[[str, Any], Any] | None = None,
 ) -> list[FrameRef]:
-    """The FrameRefs of one file (one for single-frame images, NumberOfFrames for enhanced)."""
+    """The FrameRefs of one file (one for single-frame images, NumberOfFrames for enhanced).
+
+    ``get(keyword, default)`` reads a top-level value (default ``ds.get``; the scan passes
+    :meth:`_ConvertedValues.getter`, which reuses values converted for earlier files).
+    """
+    if get is None:
+        get = ds.get
     meta = getattr(ds, "file_meta", None)
     ts = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
     common: dict[str, Any] = dict(
         path=path,
-        sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
-        rows=int(ds.get("Rows", 0) or 0),
-        columns=int(ds.get("Columns", 0) or 0),
+        sop_instance_uid=str(get("SOPInstanceUID", "")),
+        rows=int(get("Rows", 0) or 0),
+        columns=int(get("Columns", 0) or 0),
         transfer_syntax=ts,
-        bits_allocated=int(ds.get("BitsAllocated", 0) or 0),
-        bits_stored=int(ds.get("BitsStored", ds.get("BitsAllocated", 0)) or 0),
-        pixel_representation=int(ds.get("PixelRepresentation", 0) or 0),
-        samples_per_pixel=int(ds.get("SamplesPerPixel", 1) or 1),
+        bits_allocated=int(get("BitsAllocated", 0) or 0),
+        bits_stored=int(get("BitsStored", get("BitsAllocated", 0)) or 0),
+        pixel_representation=int(get("PixelRepresentation", 0) or 0),
+        samples_per_pixel=int(get("SamplesPerPixel", 1) or 1),
         pixel_offset=pixel_offset,
         has_pixel_data=has_pixels,
         truncated=truncated,
     )
-    if str(ds.get("SOPClassUID", "")) in ENHANCED_CT_STORAGES:
-        n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if str(get("SOPClassUID", "")) in ENHANCED_CT_STORAGES:
+        n_frames = int(get("NumberOfFrames", 1) or 1)
         per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
         frames = []
         for k in range(n_frames):
@@ -420,11 +436,11 @@ def _frames_of(
     return [
         FrameRef(
             frame=None,
-            position=_floats(ds.get("ImagePositionPatient"), 3),  # type: ignore[arg-type]
-            orientation=_floats(ds.get("ImageOrientationPatient"), 6),
-            pixel_spacing=_floats(ds.get("PixelSpacing"), 2),  # type: ignore[arg-type]
-            slope=_float(ds.get("RescaleSlope"), 1.0),
-            intercept=_float(ds.get("RescaleIntercept"), 0.0),
+            position=_floats(get("ImagePositionPatient", None), 3),  # type: ignore[arg-type]
+            orientation=_floats(get("ImageOrientationPatient", None), 6),
+            pixel_spacing=_floats(get("PixelSpacing", None), 2),  # type: ignore[arg-type]
+            slope=_float(get("RescaleSlope", None), 1.0),
+            intercept=_float(get("RescaleIntercept", None), 0.0),
             **common,
         )
     ]
@@ -441,7 +457,8 @@ class _BaseNameReader(io.BufferedReader):
     """
 
     def __init__(self, path: Path) -> None:
-        super().__init__(io.FileIO(path, "rb"))
+        # builtins.open (unbuffered: a FileIO), so that tests can fail it like any other open
+        super().__init__(open(path, "rb", buffering=0))
         self._base_name = path.name
 
     @property
@@ -450,8 +467,103 @@ class _BaseNameReader(io.BufferedReader):
         return self._base_name
 
 
-def _read_header(path: Path) -> tuple[Dataset, int | None, bool, bool]:
+class _ConvertedValues:
+    """Raw element values that pydicom has already converted without error in this scan.
+
+    Checking that every element of a header converts (the corruption check of
+    :func:`_read_header`) used to convert all of them (``Dataset.iterall``), the largest
+    cost of a scan. The files of one series repeat most values byte for byte, and the
+    conversion of a raw element is a function of its tag, VR, value bytes, encoding and
+    the dataset's SpecificCharacterSet alone -- except for sequences (items are parsed
+    with their own context), private tags (the VR may come from the private creator),
+    VR UN and ambiguous VRs (resolved from other elements of the dataset). So a raw
+    element whose key was seen before is known to convert and is left raw (pydicom
+    converts it, identically, when it is used); any other element is converted as before
+    (errors propagate unchanged) and its key remembered. At most ``max_entries`` keys
+    are kept, so memory stays bounded on huge folders.
+
+    Args:
+        max_entries: the most keys remembered.
+    """
+
+    def __init__(self, max_entries: int = 200_000) -> None:
+        self._values: dict[tuple[Any, ...], Any] = {}
+        self._max_entries = max_entries
+
+    @staticmethod
+    def _charset_key(ds: Dataset) -> Any:
+        charset = ds.get_item(_SPECIFIC_CHARACTER_SET, keep_deferred=True)
+        if charset is None:
+            return None
+        return charset.value if isinstance(charset, RawDataElement) else repr(charset.value)
+
+    def getter(self, ds: Dataset) -> Callable[[str, Any], Any]:
+        """A ``ds.get(keyword, default)`` that reuses the values converted for earlier files.
+
+        A raw element whose key is known gets the value converted before (the same value
+        pydicom would convert it to; callers must not modify it); the element stays raw in
+        ``ds``. Anything else is ``ds.get``. Call after :meth:`check` of ``ds``.
+        """
+        charset_key = self._charset_key(ds)
+
+        def get(keyword: str, default: Any = None) -> Any:
+            tag = tag_for_keyword(keyword)
+            raw = ds.get_item(tag, keep_deferred=True) if tag is not None else None
+            key = self._key(raw, charset_key) if raw is not None else None
+            if key is not None and key in self._values:
+                return self._values[key]
+            return ds.get(keyword, default)
+
+        return get
+
+    def check(self, ds: Dataset) -> None:
+        """Make sure every element of ``ds`` (and of its sequence items) converts.
+
+        Raises:
+            Whatever pydicom raises for a value it cannot convert.
+        """
+        charset_key = self._charset_key(ds)
+        for tag in ds.keys():
+            raw = ds.get_item(tag, keep_deferred=True)
+            key = self._key(raw, charset_key)
+            if key is not None and key in self._values:
+                continue
+            elem = ds[tag]  # converts the raw element (and raises on a corrupt value)
+            if elem.VR == "SQ":
+                for item in elem.value or ():
+                    for _elem in item.iterall():
+                        pass
+            if key is not None and len(self._values) < self._max_entries:
+                self._values[key] = elem.value
+
+    @staticmethod
+    def _key(raw: Any, charset_key: Any) -> tuple[Any, ...] | None:
+        """The memo key of a raw element, or ``None`` when its conversion depends on context."""
+        if not isinstance(raw, RawDataElement) or raw.value is None or raw.tag.is_private:
+            return None
+        vr = raw.VR
+        if vr is None:
+            try:
+                vr = dictionary_VR(raw.tag)
+            except KeyError:
+                return None
+        if vr in _CONTEXT_VRS:
+            return None
+        return (int(raw.tag), raw.VR, raw.value, raw.is_little_endian, raw.is_implicit_VR, charset_key)
+
+
+def _read_header(
+    path: Path, checked: _ConvertedValues | None = None
+) -> tuple[Dataset, int | None, bool, bool]:
     """Read one header; returns (dataset, pixel tag offset, has pixel data, truncated).
+
+    Every element value is checked to convert (see :class:`_ConvertedValues`); the
+    returned dataset may still hold raw (not yet converted) elements.
+
+    Args:
+        path: the file.
+        checked: values known to convert, shared by the files of one scan (``None``: a new
+            set for this file alone).
 
     Raises:
         InvalidDicomError: not a DICOM file (no 'DICM' prefix).
@@ -463,12 +575,13 @@ def _read_header(path: Path) -> tuple[Dataset, int | None, bool, bool]:
         pos = fp.tell()
         tag = fp.read(4)
     meta = getattr(ds, "file_meta", None)
-    # pydicom converts element values lazily: convert them all now so that a corrupt value
-    # (unknown VR, bad length) fails here, where the caller treats the file as corrupt.
-    for _elem in ds.iterall():
-        pass
-    for _elem in meta.iterall() if meta is not None else ():
-        pass
+    # pydicom converts element values lazily: check that they all convert now so that a
+    # corrupt value (unknown VR, bad length) fails here, where the caller treats the file
+    # as corrupt.
+    checked = checked if checked is not None else _ConvertedValues()
+    checked.check(ds)
+    if meta is not None:
+        checked.check(meta)
     little = meta is None or meta.get("TransferSyntaxUID") != "1.2.840.10008.1.2.2"
     pix_tag = _PIXEL_DATA_TAG_LE if little else struct.pack(">HH", 0x7FE0, 0x0010)
     has_pixels = pos < size and tag == pix_tag
@@ -516,9 +629,10 @@ def scan_folder(path: str | os.PathLike[str]) -> list[SeriesCandidate]:
     groups: dict[tuple[str, str, bool, str], SeriesCandidate] = {}
     skipped: list[Path] = []
     n_dicom = 0
+    checked = _ConvertedValues()
     for f in files:
         try:
-            ds, offset, has_pixels, truncated = _read_header(f)
+            ds, offset, has_pixels, truncated = _read_header(f, checked)
         except InvalidDicomError:
             skipped.append(f)
             log.debug("not a DICOM file, skipped: %s", f.name)
@@ -537,15 +651,16 @@ def scan_folder(path: str | os.PathLike[str]) -> list[SeriesCandidate]:
             n_dicom += 1
             continue
         n_dicom += 1
-        sop_class = str(ds.get("SOPClassUID", ""))
+        get = checked.getter(ds)
+        sop_class = str(get("SOPClassUID", ""))
         meta = getattr(ds, "file_meta", None)
         if sop_class == _MEDIA_STORAGE_DIRECTORY or (
             meta is not None and meta.get("MediaStorageSOPClassUID") == _MEDIA_STORAGE_DIRECTORY
         ):
             log.debug("DICOMDIR skipped: %s", f.name)
             continue
-        study = str(ds.get("StudyInstanceUID", ""))
-        series = str(ds.get("SeriesInstanceUID", ""))
+        study = str(get("StudyInstanceUID", ""))
+        series = str(get("SeriesInstanceUID", ""))
         if not series:
             if truncated:
                 log.warning("DICOM file %s is truncated before its series UID", f.name)
@@ -554,11 +669,11 @@ def scan_folder(path: str | os.PathLike[str]) -> list[SeriesCandidate]:
             _unknown(groups).unreadable.append(f)
             continue
         try:
-            image_type = tuple(str(v).strip().upper() for v in (ds.get("ImageType") or ()))
-            number = ds.get("SeriesNumber")
+            image_type = tuple(str(v).strip().upper() for v in (get("ImageType", None) or ()))
+            number = get("SeriesNumber", None)
             series_number = int(number) if number not in (None, "") else None
             is_image = "Rows" in ds or has_pixels or sop_class in ENHANCED_CT_STORAGES or sop_class == CT_IMAGE_STORAGE
-            file_frames = _frames_of(ds, f, offset, has_pixels, truncated) if is_image else []
+            file_frames = _frames_of(ds, f, offset, has_pixels, truncated, get) if is_image else []
         except (TypeError, ValueError, OverflowError) as exc:
             # A value of the wrong type or multiplicity (e.g. two numbers in Rows).
             log.warning("corrupt DICOM file %s (%s)", f.name, type(exc).__name__)
@@ -572,11 +687,11 @@ def scan_folder(path: str | os.PathLike[str]) -> list[SeriesCandidate]:
                 study_instance_uid=study,
                 series_instance_uid=series,
                 series_number=series_number,
-                series_description=str(ds.get("SeriesDescription", "") or ""),
-                modality=str(ds.get("Modality", "") or ""),
+                series_description=str(get("SeriesDescription", "") or ""),
+                modality=str(get("Modality", "") or ""),
                 sop_class_uid=sop_class,
                 image_type=image_type,
-                photometric=str(ds.get("PhotometricInterpretation", "") or ""),
+                photometric=str(get("PhotometricInterpretation", "") or ""),
                 header=ds,
             )
             groups[key] = cand
@@ -985,6 +1100,61 @@ class _Decoder:
         return arr
 
 
+def _wrap16(x: int) -> int:
+    """``x`` modulo 2**16 as an int16 value."""
+    return (x + 32768) % 65536 - 32768
+
+
+def _load_int16(f: FrameRef, dec: _Decoder, dst: npt.NDArray[np.int16]) -> bool:
+    """Decode one frame and rescale it into the int16 slice ``dst`` without a temporary volume.
+
+    Uncompressed 16-bit frames are read straight into ``dst`` (viewed as the stored
+    integer type); others are decoded by ``dec`` and copied. The Hounsfield range is
+    checked first (from BitsStored when that suffices for a frame read here, else from
+    the frame's minimum and maximum); then slope and intercept are applied in place in int16 arithmetic, which is
+    exact because it is exact modulo 2**16 and the result is known to fit.
+
+    Returns:
+        False when the frame does not fit int16 or is not integer: ``dst`` is then
+        undefined and the caller takes the general path.
+
+    Raises:
+        UnreadableFileError: the pixel data cannot be read or decoded.
+    """
+    slope, intercept = int(f.slope), int(f.intercept)
+    stored: npt.NDArray[Any] | None = None
+    if f.bits_allocated == 16:
+        stored = dst.view(np.int16 if f.pixel_representation else np.uint16)
+        if _native_read(f, stored):
+            _fix_bits(stored, f)
+        else:
+            stored = None
+    raw = stored if stored is not None else dec.raw(f)
+    if raw.dtype.kind not in "iu":
+        return False
+    fits = False
+    if stored is not None:  # the bits above BitsStored were just cleared / sign-extended
+        bits = f.bits_stored if 0 < f.bits_stored <= 16 else 16
+        if raw.dtype.kind == "i":
+            lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        else:
+            lo, hi = 0, (1 << bits) - 1
+        ends = (lo * slope + intercept, hi * slope + intercept)
+        fits = _INT16_MIN <= min(ends) and max(ends) <= _INT16_MAX
+    if not fits:
+        lo, hi = int(raw.min()), int(raw.max())
+        ends = (lo * slope + intercept, hi * slope + intercept)
+        if not (_INT16_MIN <= min(ends) and max(ends) <= _INT16_MAX):
+            return False
+    if stored is None:
+        np.copyto(dst, raw, casting="unsafe")  # exact modulo 2**16
+    if slope != 1:
+        dst *= _wrap16(slope)
+    if intercept != 0:
+        dst += _wrap16(intercept)
+    return True
+
+
 def _check_uids(candidate: SeriesCandidate, frames: Sequence[FrameRef]) -> None:
     """Refuse UIDs that are not digits and dots: outputs are named and referenced by them.
 
@@ -1075,14 +1245,7 @@ def load_series(candidate: SeriesCandidate, *, max_bytes: int | None = None) -> 
         ) from exc
     dec = _Decoder(label)
     for i, f in enumerate(frames):
-        direct = (
-            f.slope == 1.0
-            and f.intercept == 0.0
-            and f.bits_stored == f.bits_allocated == 16
-            and f.pixel_representation == 1
-            and out.dtype == np.int16
-        )
-        if direct and _native_read(f, out[i]):
+        if out.dtype == np.int16 and _load_int16(f, dec, out[i]):
             continue
         raw = dec.raw(f)
         if f.slope == 1.0 and f.intercept == 0.0 and raw.dtype == out.dtype:

@@ -60,6 +60,9 @@ _FONT_FILES: Final = (
     "/usr/share/fonts/TTF/DejaVuSans.ttf",
 )
 _MIN_FONT_PX: Final = 10
+#: zlib level of the PNG: 3 is about 2.5x faster than Pillow's default 6 and, on the
+#: annotated CPR, gives a slightly smaller file (the pixels are the same; PNG is lossless).
+PNG_COMPRESS_LEVEL: Final = 3
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
@@ -206,7 +209,7 @@ def save_png(rgb: npt.ArrayLike, path: str | Path) -> Path:
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
         raise ValueError(f"rgb must be an (H, W, 3) uint8 array, got {arr.shape} {arr.dtype}")
     path = Path(path)
-    Image.fromarray(arr, mode="RGB").save(path, format="PNG")
+    Image.fromarray(arr, mode="RGB").save(path, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return path
 
 

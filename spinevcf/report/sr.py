@@ -143,7 +143,13 @@ def _prepare_source(source: Dataset) -> Dataset:
 
 
 def _evidence(src: Dataset, uids: Sequence[str]) -> list[Dataset]:
-    """One minimal header per referenced instance of the evaluated series."""
+    """One minimal header per referenced instance of the evaluated series.
+
+    highdicom copies the patient and study attributes from the first item only and reads
+    just the study, series, SOP class and SOP instance UIDs of the others, so only the
+    first is a full copy of ``src``; the others hold those four UIDs (a deep copy of the
+    whole header per slice was a sizeable part of building the SR).
+    """
     if not uids:
         if not str(src.SOPInstanceUID):
             raise ValueError(
@@ -157,7 +163,13 @@ def _evidence(src: Dataset, uids: Sequence[str]) -> list[Dataset]:
         if uid in seen:
             continue
         seen.add(uid)
-        ds = copy.deepcopy(src)  # Dataset.update would share (and so overwrite) the UID element
+        if out:
+            ds = Dataset()
+            ds.StudyInstanceUID = src.StudyInstanceUID
+            ds.SeriesInstanceUID = src.SeriesInstanceUID
+            ds.SOPClassUID = src.SOPClassUID
+        else:
+            ds = copy.deepcopy(src)  # Dataset.update would share (and so overwrite) the UID element
         ds.SOPInstanceUID = uid
         out.append(ds)
     return out
