@@ -97,7 +97,7 @@ def truth_for(
     """Ground truth of ``phantom`` seen on a grid: vertebrae fully inside, graded by :func:`grade_column`."""
     aff = np.asarray(affine, dtype=np.float64)
     full: list[Vertebra] = []
-    partial: list[str] = []
+    partial: list[dict[str, object]] = []
     for vb in phantom.spine.vertebrae:
         if vb.level not in LEVELS:
             continue
@@ -105,7 +105,7 @@ def truth_for(
         if frac >= 1.0:
             full.append(vb)
         elif frac > 0.0:
-            partial.append(vb.level)
+            partial.append({"label": vb.level, "center_lps_mm": np.round(vb.keypoints().mean(axis=0), 3).tolist()})
     kps = [vb.keypoints() for vb in full]
     heights = [heights_from_keypoints(k) for k in kps]
     grades = grade_column([vb.level for vb in full], heights)

@@ -68,8 +68,8 @@ def test_fov_presets_cover_intended_levels(fov: str, must: list[str]) -> None:
         assert set(must) <= set(labels), (seed, labels)
         assert labels == sorted(labels, key=LEVELS.index)
         # partial vertebrae sit at the ends of the listed run
-        for lab in truth.extra["partial"]:
-            i = LEVELS.index(lab)
+        for item in truth.extra["partial"]:
+            i = LEVELS.index(item["label"])
             assert i < LEVELS.index(labels[0]) or i > LEVELS.index(labels[-1])
         if fov == "thoracic":
             assert "L4" not in labels
