@@ -201,19 +201,73 @@ def column_centroids(
     mask = _largest_component(p, cfg.probability_threshold)
     if not mask.any():
         return empty
-    w = np.where(mask, p, 0.0).astype(np.float64)
-    mass = w.sum(axis=(1, 2))
-    jj = np.arange(p.shape[1], dtype=np.float64)
-    kk = np.arange(p.shape[2], dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cj = (w.sum(axis=2) * jj[None, :]).sum(axis=1) / mass
-        ck = (w.sum(axis=1) * kk[None, :]).sum(axis=1) / mass
-    planes = np.nonzero(mass >= cfg.min_plane_mass)[0]
-    if planes.size == 0:
+    rows = _track_column(p, cfg, float(np.mean(np.linalg.norm(aff[:3, :3], axis=0))))
+    if not rows:
         return empty
-    idx = np.stack([planes.astype(np.float64), cj[planes], ck[planes]], axis=1)
+    idx = np.array([[z, cj, ck] for z, cj, ck, _ in rows], dtype=np.float64)
+    mass = np.array([m for *_, m in rows], dtype=np.float64)
     pts = idx @ aff[:3, :3].T + aff[:3, 3]
-    return pts, mass[planes]
+    return pts, mass
+
+
+#: Largest in-plane move (mm) of the column centre from one localizer plane to the next.
+MAX_STEP_MM_PER_PLANE = 6.0
+#: Planes the tracker may skip (no blob near the track) before it stops.
+MAX_TRACK_GAP_PLANES = 4
+
+
+def _plane_blobs(plane: npt.NDArray[np.float32], threshold: float, min_mass: float) -> list[tuple[float, float, float]]:
+    """(row, col, mass) of each 2D blob above ``threshold`` with at least ``min_mass``."""
+    m = plane >= threshold
+    if not m.any():
+        return []
+    lab, n = ndimage.label(m, structure=np.ones((3, 3), dtype=bool))
+    out = []
+    for i in range(1, n + 1):
+        w = np.where(lab == i, plane, 0.0).astype(np.float64)
+        tot = float(w.sum())
+        if tot < min_mass:
+            continue
+        jj, kk = np.nonzero(w)
+        out.append((float((w[jj, kk] * jj).sum() / tot), float((w[jj, kk] * kk).sum() / tot), tot))
+    return out
+
+
+def _track_column(p: npt.NDArray[np.float32], cfg: LocalizerConfig, spacing: float) -> list[tuple[float, float, float, float]]:
+    """Follow the column plane by plane from its most certain plane, up and down.
+
+    In each axial plane the blob whose centroid is nearest to the track (within
+    :data:`MAX_STEP_MM_PER_PLANE` per plane travelled) continues it; other blobs (posterior
+    elements or organs mistaken for the column) are ignored. This keeps a column that the
+    network broke at a collapsed vertebra, and drops look-alikes beside it.
+
+    Returns:
+        ``(plane, row, col, mass)`` per tracked plane, sorted by plane.
+    """
+    blobs = [_plane_blobs(p[z], cfg.probability_threshold, cfg.min_plane_mass) for z in range(p.shape[0])]
+    seeds = [(b[2], z, i) for z, bl in enumerate(blobs) for i, b in enumerate(bl)]
+    if not seeds:
+        return []
+    # Start in the plane of the heaviest blob that belongs to the largest 3D component.
+    main = _largest_component(p, cfg.probability_threshold)
+    seeds = [t for t in seeds if main[t[1], int(round(blobs[t[1]][t[2]][0])), int(round(blobs[t[1]][t[2]][1]))]] or seeds
+    _, z0, i0 = max(seeds)
+    track = {z0: blobs[z0][i0]}
+    max_step = MAX_STEP_MM_PER_PLANE / spacing
+    for direction in (-1, 1):
+        last_z, last = z0, blobs[z0][i0]
+        z = z0 + direction
+        while 0 <= z < p.shape[0] and abs(z - last_z) <= MAX_TRACK_GAP_PLANES + 1:
+            best, best_d = None, np.inf
+            for b in blobs[z]:
+                d = float(np.hypot(b[0] - last[0], b[1] - last[1]))
+                if d <= max_step * abs(z - last_z) and d < best_d:
+                    best, best_d = b, d
+            if best is not None:
+                track[z] = best
+                last_z, last = z, best
+            z += direction
+    return [(float(z), *track[z]) for z in sorted(track)]
 
 
 def curve_from_probability(
