@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 
 from spinevcf.inference.base import DETECTOR_MODEL
 from spinevcf.networks import build_model
@@ -28,6 +29,50 @@ def _normalise(hu: np.ndarray, mc: dict[str, Any]) -> np.ndarray:
     return (np.clip(hu.astype(np.float32), lo, hi) / float(mc["hu_scale"])).astype(np.float32)
 
 
+def _augment_geometry(it: DetectorItem, cfg: dict[str, Any], rng: np.random.Generator) -> DetectorItem:
+    """Isotropic zoom about the curve (column ``-u0``), so that vertebral size is no level cue.
+
+    Rows and columns are scaled by the same factor; the curve's column stays in place and
+    the keypoints move with the image (pixel centres at integer coordinates).
+    """
+    lo, hi = cfg.get("aug_zoom", (1.0, 1.0))
+    z = float(rng.uniform(lo, hi))
+    if abs(z - 1.0) < 1e-3:
+        return it
+    c0 = -float(cfg["model_config"]["u_range_mm"][0]) / float(cfg["model_config"].get("pixel_mm", 1.0))
+    _, h, w = it.image.shape
+    new_h = int(np.floor(h * z))
+    rr = (np.arange(new_h, dtype=np.float64) + 0.5) / z - 0.5
+    cc = (np.arange(w, dtype=np.float64) - c0) / z + c0
+    grid = np.stack(np.meshgrid(rr, cc, indexing="ij"))
+    fill = float(cfg["model_config"]["hu_window"][0])
+    img = np.stack(
+        [ndimage.map_coordinates(ch, grid, order=1, mode="constant", cval=fill, output=np.float32) for ch in it.image]
+    )
+
+    def move(p: np.ndarray) -> np.ndarray:
+        q = np.asarray(p, dtype=np.float64).copy()
+        q[..., 0] = (q[..., 0] + 0.5) * z - 0.5
+        q[..., 1] = (q[..., 1] - c0) * z + c0
+        return q
+
+    return DetectorItem(img, [move(k) for k in it.keypoints_px], list(it.levels), [move(c) for c in it.ignore_centers_px])
+
+
+def _augment_intensity(hu: np.ndarray, cfg: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
+    """Scanner variation on a HU crop: calibration (scale, shift), kernel blur, noise."""
+    a = rng.uniform(*cfg.get("aug_hu_scale", (1.0, 1.0)))
+    b = rng.uniform(*cfg.get("aug_hu_shift", (0.0, 0.0)))
+    out = hu * np.float32(a) + np.float32(b)
+    blur = rng.uniform(*cfg.get("aug_blur_px", (0.0, 0.0)))
+    if blur > 0.2:
+        out = ndimage.gaussian_filter(out, sigma=(0, blur, blur))
+    noise = rng.uniform(*cfg.get("aug_noise_hu", (0.0, 0.0)))
+    if noise > 0:
+        out = out + rng.normal(0.0, noise, out.shape).astype(np.float32)
+    return out.astype(np.float32)
+
+
 def make_detector_batch(
     items: list[DetectorItem], cfg: dict[str, Any], rng: np.random.Generator
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -36,7 +81,8 @@ def make_detector_batch(
     crop_h = int(cfg["crop_rows"])
     stride = int(mc["stride"])
     xs, tg = [], []
-    for it in items:
+    for it0 in items:
+        it = _augment_geometry(it0, cfg, rng)
         img = it.image
         _, h, w = img.shape
         if h > crop_h:
@@ -57,8 +103,7 @@ def make_detector_batch(
                 ign.append(k.mean(0))
         for c in it.ignore_centers_px:
             ign.append(np.asarray(c) - np.array([r0, 0.0]))
-        x = _normalise(crop, mc)
-        x = x * rng.uniform(0.92, 1.08) + rng.uniform(-0.04, 0.04)
+        x = _normalise(_augment_intensity(crop, cfg, rng), mc)
         xs.append(x)
         tg.append(
             encode_detector_targets(
