@@ -316,7 +316,9 @@ def evaluate(truth_dir: str | Path, results_dir: str | Path) -> EvaluationReport
         if case not in results:
             uid = _load(tpath).study_instance_uid
             if uid and uid in by_uid:
-                results[case] = by_uid.pop(uid)
+                path = by_uid.pop(uid)
+                results = {c: p for c, p in results.items() if p != path}
+                results[case] = path
     counts["extra_results"] = len(set(results) - set(truths))
     centre_err: list[float] = []
     kp_err: list[float] = []

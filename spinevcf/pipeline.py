@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 NO_SPINE_MESSAGE = "no vertebral body found in the field of view"
 
+#: Keypoints closer than this (pixels) to the CPR's first or last valid row mean a cut body.
+COMPLETE_MARGIN_PX = 1.0
+
 
 def default_model_repository() -> Path:
     """The repository's ``model_repository/`` (resolved at call time, not import time)."""
@@ -112,9 +115,22 @@ class Pipeline:
         x = preprocess_cpr(cpr, self.detector_config)
         out = self.backend.infer(DETECTOR_MODEL, {"image": x})
         dets = decode_detections(out, self.detector_config)
-        # Keep detections on the real image, not the padding at the bottom.
-        dets = [d for d in dets if d.center_px[0] < cpr.valid_rows]
-        return assign_levels(dets)
+        # Levels are assigned with every body in view (they count), then bodies that are cut
+        # by the CPR or the scanned volume are dropped: their keypoints are extrapolated, so
+        # their heights are not measurements (and must not serve as neighbours for grading).
+        dets = assign_levels([d for d in dets if d.center_px[0] < cpr.valid_rows])
+        complete = [d for d in dets if d.label is not None and self._complete(cpr, d)]
+        if len(complete) < len(dets):
+            log.info("dropped %d vertebral bodies cut by the field of view", len(dets) - len(complete))
+        return complete
+
+    def _complete(self, cpr: CPRImage, det: Detection) -> bool:
+        """Whether all six keypoints of a detection lie inside the CPR and the scanned volume."""
+        kp = np.asarray(det.keypoints_px, dtype=np.float64)
+        margin = COMPLETE_MARGIN_PX
+        if (kp[:, 0] < margin).any() or (kp[:, 0] > cpr.valid_rows - 1 - margin).any():
+            return False
+        return bool(cpr.inside_source(kp).all())
 
     def grade(self, volume: Volume, cpr: CPRImage | None, detections: list[Detection]) -> StudyRecord:
         """Measure heights in 3D, grade each vertebra and the patient."""

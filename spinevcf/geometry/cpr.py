@@ -64,6 +64,8 @@ class CPRImage:
         pixel_mm: pixel size (mm), equal along rows and columns.
         channels: one description per channel.
         valid_rows: rows ``[0, valid_rows)`` lie on the curve; the rest is padding.
+        source_shape: shape of the volume it was sampled from (``None`` if unknown).
+        source_affine: index-to-LPS affine of that volume (``None`` if unknown).
 
     Example:
         >>> c = SpineCurve.from_nodes([[0, 0, 0], [0, 0, -100]])
@@ -79,6 +81,8 @@ class CPRImage:
     pixel_mm: float
     channels: list[str] = field(default_factory=list)
     valid_rows: int | None = None
+    source_shape: tuple[int, int, int] | None = None
+    source_affine: npt.NDArray[np.float64] | None = None
 
     def __post_init__(self) -> None:
         if self.image.ndim != 3:
@@ -87,6 +91,17 @@ class CPRImage:
             raise ValueError(f"pixel_mm must be positive, got {self.pixel_mm}")
         if self.valid_rows is None:
             self.valid_rows = int(self.image.shape[1])
+
+    @property
+    def inside_source(self, rc: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+        """Whether (N, 2) pixels (``v = 0``) lie inside the sampled volume (all True if unknown)."""
+        rc = np.atleast_2d(np.asarray(rc, dtype=np.float64))
+        if self.source_shape is None or self.source_affine is None:
+            return np.ones(len(rc), dtype=bool)
+        inv = np.linalg.inv(self.source_affine)
+        idx = self.pixel_to_lps(rc) @ inv[:3, :3].T + inv[:3, 3]
+        shape = np.asarray(self.source_shape, dtype=np.float64)
+        return ((idx >= -0.5) & (idx <= shape - 0.5)).all(axis=1)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -252,4 +267,6 @@ def make_cpr(
         pixel_mm=float(pixel_mm),
         channels=channels,
         valid_rows=rows,
+        source_shape=volume.shape,
+        source_affine=volume.affine.copy(),
     )
