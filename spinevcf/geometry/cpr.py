@@ -92,7 +92,6 @@ class CPRImage:
         if self.valid_rows is None:
             self.valid_rows = int(self.image.shape[1])
 
-    @property
     def inside_source(self, rc: npt.ArrayLike) -> npt.NDArray[np.bool_]:
         """Whether (N, 2) pixels (``v = 0``) lie inside the sampled volume (all True if unknown)."""
         rc = np.atleast_2d(np.asarray(rc, dtype=np.float64))
