@@ -26,7 +26,9 @@ MIN_PRECISION = 0.9
 MAX_MEAN_CENTRE_ERROR_MM = 2.0
 MAX_MEAN_KEYPOINT_ERROR_MM = 2.0
 MIN_LEVEL_ACCURACY = 0.8
-MAX_HEIGHT_ERROR_MM = 2.5
+MAX_MEAN_HEIGHT_ERROR_MM = 1.5
+#: Severely collapsed bodies are measured less precisely (thin, blurred endplates).
+MAX_HEIGHT_ERROR_MM = 5.0
 
 REPO = default_model_repository()
 HAVE_MODELS = all((REPO / m / "1" / "model.onnx").is_file() for m in ("spine_localizer_3d", "vertebra_detector_2d"))
@@ -67,15 +69,18 @@ def test_golden_study(pipeline: Pipeline, seed: int, fov: str) -> None:
     assert np.mean(ke) <= MAX_MEAN_KEYPOINT_ERROR_MM, f"keypoint error {np.mean(ke):.2f} mm"
     lev = np.mean([truth.vertebrae[t].label == pred.vertebrae[p].label for t, p in m.pairs])
     assert lev >= MIN_LEVEL_ACCURACY, f"level accuracy {lev:.2f}"
+    herr = []
     for t, p in m.pairs:
         th, ph = truth.vertebrae[t].heights_mm, pred.vertebrae[p].heights_mm
         for k in ("anterior", "middle", "posterior"):
-            assert abs(th[k] - ph[k]) <= MAX_HEIGHT_ERROR_MM, f"{truth.vertebrae[t].label} {k}"
+            herr.append(abs(th[k] - ph[k]))
+            assert herr[-1] <= MAX_HEIGHT_ERROR_MM, f"{truth.vertebrae[t].label} {k}"
         # A moderate or severe fracture must not be missed; a normal vertebra must not be severe.
         if truth.vertebrae[t].genant_grade >= 2:
             assert pred.vertebrae[p].genant_grade >= 1, truth.vertebrae[t].label
         if truth.vertebrae[t].genant_grade == 0:
             assert pred.vertebrae[p].genant_grade <= 1, truth.vertebrae[t].label
+    assert np.mean(herr) <= MAX_MEAN_HEIGHT_ERROR_MM, f"mean height error {np.mean(herr):.2f} mm"
 
 
 def test_no_spine_volume(pipeline: Pipeline) -> None:
