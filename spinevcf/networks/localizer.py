@@ -87,7 +87,8 @@ class SpineLocalizer3D(nn.Module):
             skip = skips.pop()
             x = F.interpolate(x, size=skip.shape[-3:], mode="trilinear", align_corners=False)
             x = block(torch.cat([x, skip], dim=1))
-        return F.interpolate(self.head(x), size=image.shape[-3:], mode="trilinear", align_corners=False)
+        # A fixed scale (not a target size) keeps the ONNX output channel dimension static.
+        return F.interpolate(self.head(x), scale_factor=2.0, mode="trilinear", align_corners=False)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Column probability, same spatial size as ``image``."""
