@@ -35,7 +35,9 @@ def _augment_geometry(it: DetectorItem, cfg: dict[str, Any], rng: np.random.Gene
     Rows and columns are scaled by the same factor; the curve's column stays in place and
     the keypoints move with the image (pixel centres at integer coordinates).
     """
-    lo, hi = cfg.get("aug_zoom", (1.0, 1.0))
+    if "aug_zoom" not in cfg:  # no random draw: configs without it train exactly as before
+        return it
+    lo, hi = cfg["aug_zoom"]
     z = float(rng.uniform(lo, hi))
     if abs(z - 1.0) < 1e-3:
         return it
@@ -60,7 +62,12 @@ def _augment_geometry(it: DetectorItem, cfg: dict[str, Any], rng: np.random.Gene
 
 
 def _augment_intensity(hu: np.ndarray, cfg: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
-    """Scanner variation on a HU crop: calibration (scale, shift), kernel blur, noise."""
+    """Scanner variation on a HU crop: calibration (scale, shift), kernel blur, noise.
+
+    Only when the config has the ``aug_*`` keys (no random draw otherwise).
+    """
+    if not any(k in cfg for k in ("aug_hu_scale", "aug_hu_shift", "aug_blur_px", "aug_noise_hu")):
+        return hu
     a = rng.uniform(*cfg.get("aug_hu_scale", (1.0, 1.0)))
     b = rng.uniform(*cfg.get("aug_hu_shift", (0.0, 0.0)))
     out = hu * np.float32(a) + np.float32(b)
@@ -104,6 +111,7 @@ def make_detector_batch(
         for c in it.ignore_centers_px:
             ign.append(np.asarray(c) - np.array([r0, 0.0]))
         x = _normalise(_augment_intensity(crop, cfg, rng), mc)
+        x = x * rng.uniform(0.92, 1.08) + rng.uniform(-0.04, 0.04)
         xs.append(x)
         tg.append(
             encode_detector_targets(
