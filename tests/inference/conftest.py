@@ -99,10 +99,20 @@ def triton_server(random_repository: RandomRepository, tmp_path_factory: pytest.
         tail = "\n".join((setup.stdout + setup.stderr).splitlines()[-15:])
         _unavailable(f"scripts/triton/setup_venv.sh failed (status {setup.returncode}):\n{tail}")
 
-    base = tmp_path_factory.mktemp("triton")
+    yield from serve_repository(random_repository.path, tmp_path_factory.mktemp("triton"))
+
+
+def serve_repository(repository: Path, base: Path) -> Iterator[TritonServer]:
+    """Start a python-backend twin of ``repository`` on loopback; yield it; stop it."""
+    setup = subprocess.run(
+        ["bash", str(TRITON_SCRIPTS / "setup_venv.sh"), str(TRITON_VENV)],
+        capture_output=True, text=True, timeout=SETUP_TIMEOUT_S, check=False,
+    )
+    if setup.returncode != 0:
+        _unavailable(f"scripts/triton/setup_venv.sh failed (status {setup.returncode})")
     python_repo = base / "python_repo"
     gen = subprocess.run(
-        [sys.executable, str(TRITON_SCRIPTS / "make_python_repo.py"), str(random_repository.path), str(python_repo),
+        [sys.executable, str(TRITON_SCRIPTS / "make_python_repo.py"), str(repository), str(python_repo),
          "--venv-python", str(TRITON_VENV / "bin" / "python"), "--no-warmup"],
         capture_output=True, text=True, check=False,
     )
@@ -125,7 +135,7 @@ def triton_server(random_repository: RandomRepository, tmp_path_factory: pytest.
         yield TritonServer(
             http_url=f"127.0.0.1:{http_port}",
             grpc_url=f"127.0.0.1:{grpc_port}",
-            onnx_repository=random_repository.path,
+            onnx_repository=repository,
             python_repository=python_repo,
             start_seconds=seconds,
         )
@@ -134,3 +144,14 @@ def triton_server(random_repository: RandomRepository, tmp_path_factory: pytest.
             ["bash", str(TRITON_SCRIPTS / "stop.sh"), "--state-dir", str(state)],
             capture_output=True, text=True, timeout=60, check=False,
         )
+
+
+@pytest.fixture(scope="session")
+def committed_triton_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
+    """A tritonserver serving the committed ``model_repository`` (trained models)."""
+    repo = ROOT / "model_repository"
+    if not all((repo / m / "1" / "model.onnx").is_file() for m in ("spine_localizer_3d", "vertebra_detector_2d")):
+        if os.environ.get("CI"):
+            pytest.fail("model_repository lacks the committed ONNX models")
+        pytest.skip("model_repository lacks the committed ONNX models")
+    yield from serve_repository(repo, tmp_path_factory.mktemp("triton_committed"))
