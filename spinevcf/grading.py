@@ -127,7 +127,8 @@ def grade_column(
 
     Args:
         labels: level names (C1..L5), cranial to caudal; neighbours for the crush
-            reference are the adjacent entries whose level differs by at most 2.
+            reference are the adjacent entries of the next level up or down (a gap in the
+            levels means a body was missed, and then that side gives no reference).
         heights: per vertebra ``{"anterior", "middle", "posterior"}`` in mm.
         center: logistic centre of the fracture probability.
         scale: logistic scale of the fracture probability.
@@ -155,7 +156,7 @@ def grade_column(
         refs = [
             hp[j] * (1.0 + LEVEL_GROWTH_PER_LEVEL) ** (pos[i] - pos[j])
             for j in (i - 1, i + 1)
-            if 0 <= j < n and 0 < abs(pos[j] - pos[i]) <= 2
+            if 0 <= j < n and abs(pos[j] - pos[i]) == 1
         ]
         crush = float(np.clip(1.0 - hp[i] / max(refs), 0.0, None)) if refs else 0.0
         red = {"wedge": float(wedge[i]), "biconcave": float(bicon[i]), "crush": crush}

@@ -117,8 +117,11 @@ def test_distant_neighbours_are_ignored() -> None:
     # T12 and L4 are 4 levels apart: no crush reference for either.
     grades = grade_column(["T12", "L4"], [heights(), heights(10.0, 10.0, 10.0)])
     assert grades[1].reductions["crush"] == 0.0 and grades[1].genant_grade == 0
-    # With one missing level in between (2 levels apart) the neighbour is used.
+    # A missing level in between (a missed body) gives no reference either...
     grades = grade_column(["T12", "L2"], [heights(), heights(10.0, 10.0, 10.0)])
+    assert grades[1].reductions["crush"] == 0.0
+    # ...while the adjacent level does.
+    grades = grade_column(["L1", "L2"], [heights(), heights(10.0, 10.0, 10.0)])
     assert grades[1].deformity == "crush" and grades[1].genant_grade == 3
 
 
