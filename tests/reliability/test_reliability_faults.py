@@ -1,7 +1,8 @@
 """Faults around a run: unwritable output, disk full, concurrent runs, Triton down at start.
 
-Triton failing mid-study, a missing model on the server and a wrong output shape are
-covered by tests/inference/test_triton_backend.py (see docs/reliability.md).
+A Triton server going down mid-study is tested against a real server in
+tests/inference/test_triton_pipeline.py; a missing model on the server and a wrong output
+shape in tests/inference/test_triton_backend.py (see docs/reliability.md).
 """
 
 from __future__ import annotations
