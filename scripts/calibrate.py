@@ -21,7 +21,7 @@ import sys
 import numpy as np
 from scipy.optimize import minimize
 
-from spinevcf.evaluate import match_study
+from spinevcf.evaluate import match_study, roc_auc
 from spinevcf.pipeline import Pipeline, default_model_repository
 from spinevcf.synth import SynthConfig, generate_case
 
@@ -46,10 +46,14 @@ def main() -> int:
     repo = default_model_repository()
     pipe = Pipeline(repo)
     red, lab = [], []
+    n_true = n_matched = n_level_ok = 0
     for seed in range(*args.seeds):
         case = generate_case(seed, SynthConfig())
         rec = pipe.run(case.volume).record
         m = match_study(case.truth, rec)
+        n_true += len(case.truth.vertebrae)
+        n_matched += len(m.pairs)
+        n_level_ok += sum(case.truth.vertebrae[t].label == rec.vertebrae[p].label for t, p in m.pairs)
         for t, p in m.pairs:
             r = rec.vertebrae[p].height_reductions_pct or {}
             red.append(max(r.values()) / 100.0 if r else 0.0)
@@ -60,6 +64,11 @@ def main() -> int:
     center, scale = float(fit.x[0]), float(np.exp(fit.x[1]))
     out = {
         "calibration": [round(center, 5), round(scale, 5)],
+        "validation": {
+            "recall": round(n_matched / max(1, n_true), 4),
+            "level_accuracy": round(n_level_ok / max(1, n_matched), 4),
+            "reduction_auc": round(float(roc_auc(y_arr.astype(bool), r_arr)), 4),
+        },
         "pairs": int(len(y_arr)),
         "positives": int(y_arr.sum()),
         "seeds": list(args.seeds),

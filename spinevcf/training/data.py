@@ -150,7 +150,13 @@ def make_detector_items(seed: int, cfg: dict[str, Any]) -> list[DetectorItem]:
     from spinevcf.synth.phantom import sample_phantom
 
     rng = np.random.default_rng([seed, 2])
-    phantom = sample_phantom(seed, SynthConfig(fracture_rate=0.15, subthreshold_rate=0.08))
+    phantom = sample_phantom(
+        seed,
+        SynthConfig(
+            fracture_rate=float(cfg.get("synth_fracture_rate", 0.15)),
+            subthreshold_rate=float(cfg.get("synth_subthreshold_rate", 0.08)),
+        ),
+    )
     z_top, z_bot = sample_fov(phantom, rng)
     pts = np.asarray(phantom.spine.curve_pts)
     sel = (pts[:, 2] <= z_top) & (pts[:, 2] >= z_bot)

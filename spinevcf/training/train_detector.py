@@ -152,6 +152,13 @@ def train_detector(cfg: dict[str, Any], config_path: str, out: Path, *, workers:
     val = load_detector_items(cache, val_seeds)
     log.info("detector data: %d training CPRs, %d validation CPRs", len(train), len(val))
     net = build_model(DETECTOR_MODEL, **cfg["arch"])
+    if cfg.get("init_checkpoint"):
+        # Fine-tuning: start from a committed checkpoint of the same architecture.
+        state = torch.load(cfg["init_checkpoint"], map_location="cpu", weights_only=False)
+        if state.get("arch") != cfg["arch"]:
+            raise ValueError("init_checkpoint has a different architecture than the config")
+        net.load_state_dict(state["state_dict"])
+        log.info("initialised from %s", cfg["init_checkpoint"])
     opt = torch.optim.AdamW(net.parameters(), lr=float(cfg["lr"]), weight_decay=1e-4)
     iters = int(cfg["iterations"])
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(cfg["lr"]), total_steps=iters, pct_start=0.1)
