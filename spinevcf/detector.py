@@ -28,9 +28,8 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +37,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from spinevcf.errors import ModelError
 from spinevcf.geometry.cpr import CPRImage
+from spinevcf.params import build_parameters, read_parameter_file
 from spinevcf.schema import KEYPOINT_NAMES, LEVELS
 
 __all__ = [
@@ -142,33 +141,20 @@ class DetectorConfig:
         Raises:
             ModelError: missing file, bad JSON, missing key or invalid value.
         """
-        try:
-            data = json.loads(Path(path).read_text())
-        except FileNotFoundError as exc:
-            raise ModelError(f"model parameter file not found: {path}") from exc
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ModelError(f"cannot read model parameter file {path}: {exc}") from exc
-        if not isinstance(data, dict):
-            raise ModelError(f"{path}: expected a JSON object")
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(read_parameter_file(path), source=str(path))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "detector parameters") -> DetectorConfig:
         """Build from a parsed ``spinevcf.json`` mapping (see :meth:`from_json`)."""
-        missing = [k for k in REQUIRED_KEYS if k not in data]
-        if missing:
-            raise ModelError(f"{source}: missing key(s) {', '.join(missing)}")
-        names = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in data.items() if k in names}
-        if "min_peak_distance_px" in data and "min_row_distance_px" not in data:
-            kwargs["min_row_distance_px"] = float(data["min_peak_distance_px"])
-        for key in ("hu_window", "u_range_mm", "calibration"):
-            if key in kwargs:
-                kwargs[key] = tuple(float(x) for x in kwargs[key])
-        try:
-            return cls(**kwargs)
-        except (TypeError, ValueError) as exc:
-            raise ModelError(f"{source}: invalid detector parameters: {exc}") from exc
+        return build_parameters(
+            cls,
+            data,
+            required=REQUIRED_KEYS,
+            source=source,
+            what="detector",
+            tuple_keys=("hu_window", "u_range_mm", "calibration"),
+            aliases={"min_peak_distance_px": "min_row_distance_px"},
+        )
 
 
 @dataclass(frozen=True, eq=False)

@@ -19,9 +19,8 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +28,9 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from spinevcf.errors import ModelError
 from spinevcf.geometry.curve import SpineCurve
 from spinevcf.geometry.resample import AIR_HU, pad_to_multiple, resample_to_grid
+from spinevcf.params import build_parameters, read_parameter_file
 from spinevcf.volume import Volume
 
 __all__ = ["LocalizerConfig", "preprocess", "curve_from_probability", "column_centroids", "REQUIRED_KEYS"]
@@ -96,41 +95,12 @@ class LocalizerConfig:
         Raises:
             ModelError: the file is missing, not JSON, lacks a key or has a bad value.
         """
-        return cls.from_dict(_read_json(path), source=str(path))
+        return cls.from_dict(read_parameter_file(path), source=str(path))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "localizer parameters") -> LocalizerConfig:
         """Build from a parsed ``spinevcf.json`` mapping (see :meth:`from_json`)."""
-        missing = [k for k in REQUIRED_KEYS if k not in data]
-        if missing:
-            raise ModelError(f"{source}: missing key(s) {', '.join(missing)}")
-        try:
-            return cls(**_known_fields(cls, data))
-        except (TypeError, ValueError) as exc:
-            raise ModelError(f"{source}: invalid localizer parameters: {exc}") from exc
-
-
-def _read_json(path: str | Path) -> dict[str, Any]:
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError as exc:
-        raise ModelError(f"model parameter file not found: {path}") from exc
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelError(f"cannot read model parameter file {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ModelError(f"{path}: expected a JSON object")
-    return data
-
-
-def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        log.debug("ignoring unknown parameter(s) %s", unknown)
-    out = {k: v for k, v in data.items() if k in names}
-    if "hu_window" in out:
-        out["hu_window"] = tuple(float(x) for x in out["hu_window"])
-    return out
+        return build_parameters(cls, data, required=REQUIRED_KEYS, source=source, what="localizer")
 
 
 def preprocess(
