@@ -24,6 +24,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from spinevcf._version import __version__
+from spinevcf.report.sr import PATIENT_STUDY_KEYWORDS
 from spinevcf.schema import StudyRecord, VertebraRecord
 
 __all__ = [
@@ -249,19 +250,7 @@ def build_secondary_capture(
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
         raise ValueError(f"rgb must be an (H, W, 3) uint8 array, got {arr.shape} {arr.dtype}")
     ref = Dataset()
-    for keyword in (
-        "StudyInstanceUID",
-        "PatientName",
-        "PatientID",
-        "PatientBirthDate",
-        "PatientSex",
-        "AccessionNumber",
-        "StudyID",
-        "StudyDate",
-        "StudyTime",
-        "ReferringPhysicianName",
-        "SpecificCharacterSet",
-    ):
+    for keyword in ("StudyInstanceUID", *PATIENT_STUDY_KEYWORDS, "SpecificCharacterSet"):
         if keyword in source:
             setattr(ref, keyword, getattr(source, keyword))
         elif keyword == "StudyInstanceUID":

@@ -57,6 +57,7 @@ __all__ = [
     "ALGORITHM_NAME",
     "SR_SERIES_NUMBER",
     "SR_SERIES_DESCRIPTION",
+    "PATIENT_STUDY_KEYWORDS",
     "UID_PATTERN",
     "build_sr",
     "read_sr_measurements",
@@ -81,8 +82,9 @@ _HEIGHT_KEYPOINTS: Final = {
     "posterior": ("posterior_superior", "posterior_inferior"),
 }
 _PATIENT_TRACKING_ID: Final = "Patient-level vertebral fracture assessment"
-# Patient/study attributes highdicom reads from the first evidence item (type 2 in the SR IOD).
-_TYPE2_PATIENT_STUDY: Final = (
+#: Patient/study attributes copied from the source CT into every derived object (SR, SC);
+#: highdicom reads them from the first evidence item (type 2 in the SR IOD).
+PATIENT_STUDY_KEYWORDS: Final = (
     "PatientName",
     "PatientID",
     "PatientBirthDate",
@@ -94,7 +96,7 @@ _TYPE2_PATIENT_STUDY: Final = (
     "ReferringPhysicianName",
 )
 _COPIED_FOR_EVIDENCE: Final = (
-    *_TYPE2_PATIENT_STUDY,
+    *PATIENT_STUDY_KEYWORDS,
     "SpecificCharacterSet",
     "StudyInstanceUID",
     "SeriesInstanceUID",
@@ -136,7 +138,7 @@ def _prepare_source(source: Dataset) -> Dataset:
     for keyword in _COPIED_FOR_EVIDENCE:
         if keyword in source:
             setattr(src, keyword, getattr(source, keyword))
-        elif keyword in _TYPE2_PATIENT_STUDY:
+        elif keyword in PATIENT_STUDY_KEYWORDS:
             setattr(src, keyword, None)
     src.SOPInstanceUID = source.get("SOPInstanceUID", "")
     return src
