@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import yaml
 
-__all__ = ["seed_everything", "load_config", "git_commit", "save_checkpoint"]
+__all__ = ["seed_everything", "load_config", "git_commit", "save_checkpoint", "prepare_data", "make_optimizer"]
 
 log = logging.getLogger(__name__)
 
@@ -82,3 +82,30 @@ def save_checkpoint(
     torch.save(ckpt, tmp)
     tmp.replace(path)
     log.info("saved checkpoint %s", path)
+
+
+def prepare_data(kind: str, cfg: dict[str, Any], workers: int) -> tuple[Path, list[int], list[int]]:
+    """Seed everything, set the torch threads and build the data cache of ``kind``.
+
+    Returns:
+        ``(cache folder, training seeds, validation seeds)``.
+    """
+    from spinevcf.training.data import build_cache, cache_dir
+
+    seed_everything(int(cfg["seed"]))
+    torch.set_num_threads(int(cfg.get("threads", 2)))
+    cache = cache_dir(cfg)
+    train_seeds = list(range(*cfg["train_seeds"]))
+    val_seeds = list(range(*cfg["val_seeds"]))
+    build_cache(kind, cache, train_seeds + val_seeds, cfg, workers=workers)
+    return cache, train_seeds, val_seeds
+
+
+def make_optimizer(
+    net: torch.nn.Module, cfg: dict[str, Any]
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler, int]:
+    """AdamW with a one-cycle learning rate over ``cfg["iterations"]`` steps; returns the step count too."""
+    opt = torch.optim.AdamW(net.parameters(), lr=float(cfg["lr"]), weight_decay=1e-4)
+    iters = int(cfg["iterations"])
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(cfg["lr"]), total_steps=iters, pct_start=0.1)
+    return opt, sched, iters

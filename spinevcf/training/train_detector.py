@@ -14,8 +14,8 @@ from scipy import ndimage
 
 from spinevcf.inference.base import DETECTOR_MODEL
 from spinevcf.networks import build_model
-from spinevcf.training.common import save_checkpoint, seed_everything
-from spinevcf.training.data import DetectorItem, build_cache, cache_dir, load_detector_items
+from spinevcf.training.common import make_optimizer, prepare_data, save_checkpoint
+from spinevcf.training.data import DetectorItem, load_detector_items
 from spinevcf.training.losses import centernet_focal_loss, masked_l1
 from spinevcf.training.targets import encode_detector_targets
 
@@ -142,12 +142,7 @@ def detector_loss(out: tuple[torch.Tensor, ...], b: dict[str, torch.Tensor], w: 
 
 def train_detector(cfg: dict[str, Any], config_path: str, out: Path, *, workers: int = 2) -> Path:
     """Train the detector as configured; return the checkpoint path."""
-    seed_everything(int(cfg["seed"]))
-    torch.set_num_threads(int(cfg.get("threads", 2)))
-    cache = cache_dir(cfg)
-    train_seeds = list(range(*cfg["train_seeds"]))
-    val_seeds = list(range(*cfg["val_seeds"]))
-    build_cache("detector", cache, train_seeds + val_seeds, cfg, workers=workers)
+    cache, train_seeds, val_seeds = prepare_data("detector", cfg, workers)
     train = load_detector_items(cache, train_seeds)
     val = load_detector_items(cache, val_seeds)
     log.info("detector data: %d training CPRs, %d validation CPRs", len(train), len(val))
@@ -159,9 +154,7 @@ def train_detector(cfg: dict[str, Any], config_path: str, out: Path, *, workers:
             raise ValueError("init_checkpoint has a different architecture than the config")
         net.load_state_dict(state["state_dict"])
         log.info("initialised from %s", cfg["init_checkpoint"])
-    opt = torch.optim.AdamW(net.parameters(), lr=float(cfg["lr"]), weight_decay=1e-4)
-    iters = int(cfg["iterations"])
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(cfg["lr"]), total_steps=iters, pct_start=0.1)
+    opt, sched, iters = make_optimizer(net, cfg)
     rng = np.random.default_rng(int(cfg["seed"]))
     bs = int(cfg["batch_size"])
     weights = {k: float(v) for k, v in cfg["loss_weights"].items()}

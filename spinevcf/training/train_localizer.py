@@ -12,8 +12,8 @@ import torch
 
 from spinevcf.inference.base import LOCALIZER_MODEL
 from spinevcf.networks import build_model
-from spinevcf.training.common import save_checkpoint, seed_everything
-from spinevcf.training.data import build_cache, cache_dir, load_localizer_item
+from spinevcf.training.common import make_optimizer, prepare_data, save_checkpoint
+from spinevcf.training.data import load_localizer_item
 from spinevcf.training.losses import dice_bce_loss
 
 __all__ = ["train_localizer", "random_crop_3d"]
@@ -69,18 +69,11 @@ def _batch(items: list[tuple[np.ndarray, np.ndarray]], cfg: dict[str, Any], rng:
 
 def train_localizer(cfg: dict[str, Any], config_path: str, out: Path, *, workers: int = 2) -> Path:
     """Train the localizer as configured; return the checkpoint path."""
-    seed_everything(int(cfg["seed"]))
-    torch.set_num_threads(int(cfg.get("threads", 2)))
-    cache = cache_dir(cfg)
-    train_seeds = list(range(*cfg["train_seeds"]))
-    val_seeds = list(range(*cfg["val_seeds"]))
-    build_cache("localizer", cache, train_seeds + val_seeds, cfg, workers=workers)
+    cache, train_seeds, val_seeds = prepare_data("localizer", cfg, workers)
     train = [load_localizer_item(cache, s) for s in train_seeds]
     val = [load_localizer_item(cache, s) for s in val_seeds]
     net = build_model(LOCALIZER_MODEL, **cfg["arch"])
-    opt = torch.optim.AdamW(net.parameters(), lr=float(cfg["lr"]), weight_decay=1e-4)
-    iters = int(cfg["iterations"])
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(cfg["lr"]), total_steps=iters, pct_start=0.1)
+    opt, sched, iters = make_optimizer(net, cfg)
     rng = np.random.default_rng(int(cfg["seed"]))
     bs = int(cfg["batch_size"])
     t0 = time.time()
