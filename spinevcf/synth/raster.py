@@ -80,6 +80,12 @@ class Canvas:
             return None
         return (slice(a[0], b[0]), slice(a[1], b[1]), slice(a[2], b[2]))
 
+    def region(self, lo: npt.ArrayLike, hi: npt.ArrayLike) -> Slices | None:
+        """:meth:`box` of ``[lo, hi]`` after the cheap :meth:`overlaps` test; ``None`` when outside."""
+        if not self.overlaps(lo, hi):
+            return None
+        return self.box(lo, hi)
+
     def coords(self, sl: Slices) -> tuple[npt.NDArray[np.float32], ...]:
         """Broadcastable LPS coordinate arrays (x, y, z) of the voxels in ``sl``."""
         out = []
@@ -151,10 +157,7 @@ class Ellipsoid:
 
     def draw(self, cv: Canvas) -> None:
         """Paint onto ``cv``."""
-        lo, hi = self.bounds()
-        if not cv.overlaps(lo, hi):
-            return
-        sl = cv.box(lo, hi)
+        sl = cv.region(*self.bounds())
         if sl is None:
             return
         u, v, w = local_coords(*cv.coords(sl), self.center, self.rot)

@@ -167,10 +167,7 @@ class Vertebra:
 
     def draw_body(self, cv: Canvas) -> None:
         """Paint the body (cortex, trabecular core, texture, sclerosis)."""
-        lo, hi = self.local_bounds()
-        if not cv.overlaps(lo, hi):
-            return
-        sl = cv.box(lo, hi)
+        sl = cv.region(*self.local_bounds())
         if sl is None:
             return
         u, v, w = local_coords(*cv.coords(sl), self.center, self.rot)
@@ -217,10 +214,7 @@ class Disc:
         """Paint the disc and, with vacuum phenomenon, a gas cleft inside it."""
         lo = np.minimum(*[np.minimum(*vb.local_bounds(2.0)) for vb in (self.upper, self.lower)])
         hi = np.maximum(*[np.maximum(*vb.local_bounds(2.0)) for vb in (self.upper, self.lower)])
-        if not cv.overlaps(lo, hi):
-            return
-        # Restrict to between the two centres (plus margins).
-        sl = cv.box(lo, hi)
+        sl = cv.region(lo, hi)
         if sl is None:
             return
         x, y, z = cv.coords(sl)
