@@ -6,12 +6,14 @@ the (right, anterior, superior) corner of the bounding box of the volume's voxel
 centres, and it extends until it covers the box.
 
 Speed: the volume is first block-averaged by integer factors along its own axes (the
-anti-aliasing filter, and a cheap one), then trilinearly sampled with
-:func:`scipy.ndimage.map_coordinates`. Block averaging by ``f`` moves the centre of
+anti-aliasing filter, and a cheap one), then trilinearly sampled: as three 1D linear
+interpolations when the scan's axes are parallel to the LPS axes (any order and direction:
+the usual case), with :func:`scipy.ndimage.map_coordinates` otherwise (gantry tilt,
+oblique acquisitions); both give the same values. Block averaging by ``f`` moves the centre of
 block ``j`` to original index ``j f + (f - 1) / 2``, which the sampling accounts for;
 remaining partial blocks at the far ends are dropped and their grid points take the
-nearest block (points outside the original volume get ``fill_hu``). Measured on one
-core: a 300 x 512 x 512 int16 CT (0.7 x 0.7 x 1.25 mm) to 4 mm in about 0.15 s.
+nearest block (points outside the original volume get ``fill_hu``). ``spinevcf bench``
+reports the time (``localize`` minus the localizer model).
 """
 
 from __future__ import annotations
@@ -90,21 +92,44 @@ def block_mean(array: npt.NDArray[np.generic], factors: tuple[int, int, int]) ->
         >>> block_mean(np.arange(8).reshape(2, 2, 2), (1, 1, 2))[..., 0].tolist()
         [[0.5, 2.5], [4.5, 6.5]]
     """
-    out: npt.NDArray = array
+    arr = np.asarray(array)
+    if arr.ndim != 3:
+        raise ValueError(f"block_mean needs a 3D array, got {arr.ndim}D")
+    keep = []
     for axis, f in enumerate(factors):
-        if f <= 1:
-            continue
-        n = (out.shape[axis] // f) * f
+        f = int(f)
+        if f < 1:
+            raise ValueError(f"block factors must be >= 1, got {tuple(factors)}")
+        n = (arr.shape[axis] // f) * f
         if n == 0:
-            raise ValueError(f"axis {axis} of size {out.shape[axis]} is smaller than the block {f}")
+            raise ValueError(f"axis {axis} of size {arr.shape[axis]} is smaller than the block {f}")
+        keep.append(n)
+    # Sum the f strided sub-lattices of each axis (one pass over the data per block element,
+    # contiguous inner loops): about twice as fast as reshape + sum over the small axes.
+    out: npt.NDArray[np.float32] | None = None
+    for axis, f in enumerate(factors):
+        f = int(f)
+        src = arr if out is None else out
+        if f == 1:
+            continue
         sl = [slice(None)] * 3
-        sl[axis] = slice(0, n)
-        part = out[tuple(sl)]
-        shape = list(part.shape)
-        shape[axis : axis + 1] = [n // f, f]
-        out = part.reshape(shape).sum(axis=axis + 1, dtype=np.float32)
-        out *= np.float32(1.0 / f)
-    return np.asarray(out, dtype=np.float32)
+        for a in range(3):
+            if out is None:
+                sl[a] = slice(0, keep[a])
+        acc: npt.NDArray[np.float32] | None = None
+        for k in range(f):
+            sl[axis] = slice(k, keep[axis], f)
+            part = src[tuple(sl)]
+            if acc is None:
+                acc = part.astype(np.float32, copy=True)
+            else:
+                acc += part
+        assert acc is not None
+        acc *= np.float32(1.0 / f)
+        out = acc
+    if out is None:
+        return arr[: keep[0], : keep[1], : keep[2]].astype(np.float32)
+    return out
 
 
 def resample_to_grid(
@@ -146,6 +171,95 @@ def resample_to_grid(
 
     # Grid index -> original index (affine, since both maps are affine).
     to_index = np.linalg.inv(volume.affine) @ grid_affine
+    perm = _axis_permutation(to_index) if order == 1 else None
+    if perm is not None:
+        out = _resample_separable(src, to_index, perm, shape, volume.shape, f, fill_hu)
+    else:
+        out = _resample_general(src, to_index, shape, volume.shape, f, order, fill_hu)
+    log.debug("resampled %s -> %s at %.2f mm (block factors %s)", volume.shape, shape, spacing_mm, factors)
+    return out, grid_affine
+
+
+def _axis_permutation(to_index: npt.NDArray[np.float64]) -> list[int] | None:
+    """Grid axis that drives each source axis, when the map is a scaled permutation.
+
+    That is the case for every scan without gantry tilt or oblique orientation (the source
+    axes are parallel to the LPS axes, in any order and direction); ``None`` otherwise.
+    """
+    m = to_index[:3, :3]
+    tol = 1e-9 * max(1.0, float(np.abs(m).max()))
+    perm: list[int] = []
+    for row in m:
+        nz = np.flatnonzero(np.abs(row) > tol)
+        if len(nz) != 1:
+            return None
+        perm.append(int(nz[0]))
+    return perm if sorted(perm) == [0, 1, 2] else None
+
+
+def _lerp_axis(
+    a: npt.NDArray[np.generic], axis: int, coords: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float32]:
+    """Linear interpolation of ``a`` along ``axis`` at ``coords``, edge values beyond the ends."""
+    n = a.shape[axis]
+    c = np.clip(coords, 0.0, n - 1.0)
+    i0 = np.minimum(np.floor(c).astype(np.intp), max(n - 2, 0))
+    i1 = np.minimum(i0 + 1, n - 1)
+    w = (c - i0).astype(np.float32)
+    shape = [1] * a.ndim
+    shape[axis] = len(coords)
+    w = w.reshape(shape)
+    lo = np.take(a, i0, axis=axis).astype(np.float32, copy=False)
+    hi = np.take(a, i1, axis=axis).astype(np.float32, copy=False)
+    hi -= lo
+    hi *= w
+    hi += lo
+    return hi
+
+
+def _resample_separable(
+    src: npt.NDArray[np.generic],
+    to_index: npt.NDArray[np.float64],
+    perm: list[int],
+    shape: tuple[int, int, int],
+    source_shape: tuple[int, ...],
+    f: npt.NDArray[np.float64],
+    fill_hu: float,
+) -> npt.NDArray[np.float32]:
+    """Trilinear sampling as three 1D interpolations (axis-aligned scans).
+
+    Equal to :func:`scipy.ndimage.map_coordinates` with ``order=1, mode="nearest"``
+    (to float32 rounding) at a fraction of its cost: the coordinates of source axis ``s``
+    depend on grid axis ``perm[s]`` alone.
+    """
+    out: npt.NDArray[np.generic] = src
+    outside = []
+    # The in-plane axes shrink most: interpolate along them first.
+    for s in sorted(range(3), key=lambda a: -source_shape[a]):
+        g = perm[s]
+        idx = to_index[s, g] * np.arange(shape[g], dtype=np.float64) + to_index[s, 3]
+        outside.append((g, (idx < -0.5 - _EDGE_TOL) | (idx > source_shape[s] - 0.5 + _EDGE_TOL)))
+        out = _lerp_axis(out, s, (idx - (f[s] - 1.0) / 2.0) / f[s])
+    # Source axis s now holds grid axis perm[s]; put the grid axes in order.
+    out = np.ascontiguousarray(np.transpose(out, [perm.index(g) for g in range(3)]), dtype=np.float32)
+    for g, mask in outside:
+        if mask.any():
+            sl = [slice(None)] * 3
+            sl[g] = mask
+            out[tuple(sl)] = np.float32(fill_hu)
+    return out
+
+
+def _resample_general(
+    src: npt.NDArray[np.generic],
+    to_index: npt.NDArray[np.float64],
+    shape: tuple[int, int, int],
+    source_shape: tuple[int, ...],
+    f: npt.NDArray[np.float64],
+    order: int,
+    fill_hu: float,
+) -> npt.NDArray[np.float32]:
+    """Sampling with :func:`scipy.ndimage.map_coordinates` (any affine, e.g. gantry tilt)."""
     axes = [np.arange(n, dtype=np.float64) for n in shape]
     coords = np.empty((3, *shape), dtype=np.float64)
     for a in range(3):
@@ -156,7 +270,7 @@ def resample_to_grid(
             + m[2] * axes[2][None, None, :]
             + m[3]
         )
-    n = np.asarray(volume.shape, dtype=np.float64)
+    n = np.asarray(source_shape, dtype=np.float64)
     outside = np.zeros(shape, dtype=bool)
     for a in range(3):
         outside |= (coords[a] < -0.5 - _EDGE_TOL) | (coords[a] > n[a] - 0.5 + _EDGE_TOL)
@@ -165,8 +279,7 @@ def resample_to_grid(
         src, coords, order=order, mode="nearest", output=np.float32, prefilter=order > 1
     )
     out[outside] = np.float32(fill_hu)
-    log.debug("resampled %s -> %s at %.2f mm (block factors %s)", volume.shape, shape, spacing_mm, factors)
-    return out, grid_affine
+    return out
 
 
 def pad_to_multiple(

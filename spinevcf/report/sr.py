@@ -26,7 +26,9 @@ The SR is a Comprehensive 3D SR built with highdicom. Its content tree is
   (Yes/No). A study in which no vertebral body was found gets only this group,
   with 0 evaluated and "Vertebral body detected" = No.
 
-Every measurement and group carries the TID 4019 Algorithm Identification.
+Every TID 1501 group carries the TID 4019 Algorithm Identification, which
+identifies the algorithm of all the measurements and evaluations in the group
+(repeating it on every measurement tripled the size of the tree).
 Patient and study attributes are copied by highdicom from the source CT header;
 every instance of the evaluated series is listed in the Current Requested
 Procedure Evidence Sequence.
@@ -43,7 +45,7 @@ from typing import Any, Final
 
 import highdicom as hd
 import numpy as np
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileDataset
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
@@ -202,7 +204,6 @@ def _vertebra_group(
                 name=C.HEIGHT,
                 value=float(v.heights_mm[key]),
                 unit=C.UNIT_MM,
-                algorithm_id=algo,
                 finding_sites=[hd.sr.FindingSite(level_code, topographical_modifier=modifier)],
                 referenced_coordinates=coords,
             )
@@ -215,7 +216,7 @@ def _vertebra_group(
             )
         measurements.append(
             hd.sr.Measurement(
-                name=C.HEIGHT_REDUCTION_CODES[key], value=float(pct), unit=C.UNIT_PERCENT, algorithm_id=algo
+                name=C.HEIGHT_REDUCTION_CODES[key], value=float(pct), unit=C.UNIT_PERCENT
             )
         )
     if v.fracture_probability is not None:
@@ -224,7 +225,6 @@ def _vertebra_group(
                 name=C.VERTEBRAL_FRACTURE_PROBABILITY,
                 value=float(v.fracture_probability),
                 unit=C.UNIT_NO_UNITS,
-                algorithm_id=algo,
             )
         )
     evaluations = [
@@ -253,8 +253,8 @@ def _patient_group(
     n_frac = sum(1 for v in record.vertebrae if v.genant_grade >= 1)
     fractured = record.patient_fractured if record.patient_fractured is not None else n_frac > 0
     measurements = [
-        hd.sr.Measurement(C.NUMBER_OF_VERTEBRAE_EVALUATED, n_eval, C.UNIT_NO_UNITS, algorithm_id=algo),
-        hd.sr.Measurement(C.NUMBER_OF_FRACTURED_VERTEBRAE, n_frac, C.UNIT_NO_UNITS, algorithm_id=algo),
+        hd.sr.Measurement(C.NUMBER_OF_VERTEBRAE_EVALUATED, n_eval, C.UNIT_NO_UNITS),
+        hd.sr.Measurement(C.NUMBER_OF_FRACTURED_VERTEBRAE, n_frac, C.UNIT_NO_UNITS),
     ]
     if record.patient_fracture_probability is not None:
         measurements.append(
@@ -262,7 +262,6 @@ def _patient_group(
                 C.PATIENT_FRACTURE_PROBABILITY,
                 float(record.patient_fracture_probability),
                 C.UNIT_NO_UNITS,
-                algorithm_id=algo,
             )
         )
     evaluations = [
@@ -290,7 +289,7 @@ def build_sr(
     manufacturer: str = ALGORITHM_NAME,
     series_instance_uid: str | None = None,
     sop_instance_uid: str | None = None,
-) -> hd.sr.Comprehensive3DSR:
+) -> FileDataset:
     """Build the TID 1500 Measurement Report of a study as a Comprehensive 3D SR.
 
     Args:
@@ -308,7 +307,9 @@ def build_sr(
         sop_instance_uid: UID of the SR instance (generated when ``None``).
 
     Returns:
-        The SR dataset, ready for ``save_as``.
+        The SR dataset, ready for ``save_as``; :func:`highdicom.sr.srread` (or
+        ``highdicom.sr.Comprehensive3DSR.from_dataset``) gives its content as highdicom
+        objects, and :func:`read_sr_measurements` reads it back.
 
     Raises:
         TypeError: ``source`` is not a pydicom Dataset.
@@ -355,9 +356,21 @@ def build_sr(
             hd.sr.CodedConcept("en-US", "RFC5646", "English (United States)")
         ),
     )
-    sr = hd.sr.Comprehensive3DSR(
+    root = report[0]
+    # highdicom's SR constructor deep-copies the content tree, parses the copy back into its
+    # content-item classes and walks it twice looking for IMAGE/COMPOSITE references (the
+    # evidence check): about 60 % of building a 20-vertebra report. The tree holds no such
+    # references (only SCOORD3D points in the CT's frame of reference), so the document is
+    # built around the root container alone, which yields the same modules and evidence, and
+    # the finished tree is then attached as it is.
+    stub = Dataset()
+    for element in root:
+        if element.keyword != "ContentSequence":
+            stub.add(element)
+    stub.ContentSequence = []
+    document = hd.sr.Comprehensive3DSR(
         evidence=_evidence(src, referenced_sop_instance_uids),
-        content=report[0],
+        content=stub,
         series_instance_uid=_check_uid(series_instance_uid, "series_instance_uid")
         if series_instance_uid
         else generate_uid(),
@@ -370,6 +383,10 @@ def build_sr(
         is_complete=True,
         series_description=SR_SERIES_DESCRIPTION,
     )
+    sr = FileDataset(
+        "", Dataset(document), file_meta=document.file_meta, preamble=b"\0" * 128
+    )
+    sr.ContentSequence = root.ContentSequence
     sr.CodingSchemeIdentificationSequence = [C.coding_scheme_identification()]
     logger.info(
         "built measurement report: %d vertebral bodies, %d evidence instances",

@@ -86,18 +86,21 @@ def test_sr_header_evidence_and_codes(sr_path: Path, ct_header: Dataset, series_
     assert evidence.SeriesInstanceUID == ct_header.SeriesInstanceUID
     assert sorted(i.ReferencedSOPInstanceUID for i in evidence.ReferencedSOPSequence) == sorted(series_uids)
     assert ds.CodingSchemeIdentificationSequence[0].CodingSchemeDesignator == C.PRIVATE_SCHEME_DESIGNATOR
-    # Every SCOORD3D is in the CT's frame of reference; every measurement names the algorithm.
+    # Every group names the algorithm (TID 4019 at group level, for all its measurements);
+    # every SCOORD3D is in the CT's frame of reference.
     sr = hd.sr.srread(sr_path)
-    for group in sr.content.get_image_measurement_groups():
+    groups = sr.content.get_image_measurement_groups()
+    assert groups
+    for group in groups:
+        names = [item.ConceptNameCodeSequence[0].CodeMeaning for item in group[0].ContentSequence]
+        assert "Algorithm Name" in names and "Algorithm Version" in names
+        version = [
+            i.TextValue
+            for i in group[0].ContentSequence
+            if i.ConceptNameCodeSequence[0].CodeMeaning == "Algorithm Version"
+        ]
+        assert version == [__version__]
         for m in group.get_measurements():
-            names = [item.ConceptNameCodeSequence[0].CodeMeaning for item in m[0].ContentSequence]
-            assert "Algorithm Name" in names and "Algorithm Version" in names
-            version = [
-                i.TextValue
-                for i in m[0].ContentSequence
-                if i.ConceptNameCodeSequence[0].CodeMeaning == "Algorithm Version"
-            ]
-            assert version == [__version__]
             for coord in m.referenced_coordinates:
                 assert coord.ReferencedFrameOfReferenceUID == ct_header.FrameOfReferenceUID
 
