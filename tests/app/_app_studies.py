@@ -1,8 +1,5 @@
-"""Small DICOM studies and a fake pipeline for the application tests.
-
-The fake pipeline stands in for the models in in-process tests only: it runs the
-real CPR code along a straight vertical curve and finds no vertebra.
-"""
+"""Small DICOM studies for the application tests (the model-free pipeline double is
+:class:`tests.fake_pipeline.FakePipeline`)."""
 
 from __future__ import annotations
 
@@ -13,10 +10,7 @@ import pydicom
 import pytest
 from pydicom.uid import MRImageStorage
 
-from spinevcf.geometry import CPRImage, SpineCurve, make_cpr
 from spinevcf.io import write_ct_series
-from spinevcf.pipeline import PipelineResult
-from spinevcf.schema import StudyRecord
 from spinevcf.volume import Volume
 
 __all__ = [
@@ -27,7 +21,6 @@ __all__ = [
     "make_volume",
     "write_study",
     "write_mr_study",
-    "FakePipeline",
 ]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -92,51 +85,3 @@ def write_mr_study(folder: Path, *, shape: tuple[int, int, int] = (16, 64, 64)) 
             ds.file_meta.MediaStorageSOPClassUID = MRImageStorage
             ds.save_as(path)
     return folder
-
-
-class FakePipeline:
-    """Stand-in for :class:`spinevcf.pipeline.Pipeline` without models (tests only)."""
-
-    def __init__(self, *args: object, spine: bool = True, **kwargs: object) -> None:
-        self.spine = spine
-        self.closed = False
-        self.calls: list[str] = []
-
-    def localize(self, volume: Volume) -> SpineCurve | None:
-        self.calls.append("localize")
-        if not self.spine:
-            return None
-        n0, n1, n2 = volume.shape
-        top = volume.index_to_lps([[0, 0.62 * n1, n2 / 2]])[0]
-        bottom = volume.index_to_lps([[n0 - 1, 0.62 * n1, n2 / 2]])[0]
-        return SpineCurve.from_nodes(np.linspace(top, bottom, 5))
-
-    def reformat(self, volume: Volume, curve: SpineCurve) -> CPRImage:
-        self.calls.append("reformat")
-        return make_cpr(volume, curve)
-
-    def detect(self, cpr: CPRImage) -> list[object]:
-        self.calls.append("detect")
-        return []
-
-    def grade(self, volume: Volume, cpr: CPRImage | None, detections: list[object]) -> StudyRecord:
-        self.calls.append("grade")
-        return StudyRecord(
-            study_instance_uid=volume.info.study_instance_uid,
-            series_instance_uid=volume.info.series_instance_uid,
-            vertebrae=[],
-            patient_fractured=False,
-            model_version="fake",
-            status="ok" if cpr is not None else "no_spine",
-            message=None if cpr is not None else "no vertebral body found in the field of view",
-        )
-
-    def run(self, volume: Volume) -> PipelineResult:
-        curve = self.localize(volume)
-        cpr = None if curve is None else self.reformat(volume, curve)
-        detections = [] if cpr is None else self.detect(cpr)
-        record = self.grade(volume, cpr, detections)
-        return PipelineResult(record=record, cpr=cpr, timings_s={"localize": 0.0, "grade": 0.0})
-
-    def close(self) -> None:
-        self.closed = True

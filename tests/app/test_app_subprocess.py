@@ -20,7 +20,7 @@ HERE = Path(__file__).resolve().parent
 _FAKE_DRIVER = (
     "import sys; sys.path[:0] = [{repo!r}, {here!r}]\n"
     "import app.app as a\n"
-    "from _app_studies import FakePipeline\n"
+    "from tests.fake_pipeline import FakePipeline\n"
     "a.Pipeline = lambda *args, **kw: FakePipeline(spine={spine})\n"
     "from app.__main__ import main\n"
     "sys.exit(main())\n"

@@ -8,13 +8,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from _app_studies import FakePipeline, write_mr_study, write_study
+from _app_studies import write_mr_study, write_study
 
 import spinevcf.pipeline as pipeline_module
 from spinevcf import cli
 from spinevcf.commands import run as run_command
 from spinevcf.commands.run import EXIT_SOME_FAILED, StudyInput, discover_studies, is_valid_uid, output_names
 from spinevcf.errors import SpineVCFError
+from tests.fake_pipeline import FakePipeline
 
 
 def main(argv: list[str]) -> int:
@@ -37,7 +38,7 @@ def fake_pipelines(monkeypatch: pytest.MonkeyPatch) -> list[FakePipeline]:
     made: list[FakePipeline] = []
 
     def factory(*args: object, **kwargs: object) -> FakePipeline:
-        made.append(FakePipeline())
+        made.append(FakePipeline(spine=True))
         return made[-1]
 
     monkeypatch.setattr(pipeline_module, "Pipeline", factory)

@@ -10,12 +10,12 @@ with the error's exit code and no output files, or exit 0 with a valid results.j
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from _fake_app import FakePipeline
 from _reliability import assert_sane_volume, patient_strings, require_models, run_app_subprocess
 from corpus import CASES, OBLIQUE_OK_DEG, TILT_OK_DEG, VOLUME, Case, case_by_name
 
@@ -26,6 +26,7 @@ from spinevcf.errors import SpineVCFError
 from spinevcf.io.dicom import load_study
 from spinevcf.report.writer import RESULTS_NAME
 from spinevcf.volume import Volume
+from tests.fake_pipeline import FakePipeline
 
 #: A file put into OUT before each run: it must be the only one left after a failed run.
 PRE_EXISTING = "pre_existing.txt"
@@ -63,7 +64,10 @@ def test_library_details(corpus_root: Path) -> None:
     angle = np.degrees(np.arccos(abs(normal[2]) / np.linalg.norm(normal)))
     assert angle == pytest.approx(OBLIQUE_OK_DEG, abs=0.1)
     mixed = load_study(corpus_root / "mixed_series")
-    assert mixed.info.series_instance_uid == (corpus_root / "mixed_series" / "expected_series.txt").read_text().strip()
+    assert (
+        mixed.info.series_instance_uid
+        == (corpus_root / "mixed_series" / "expected_series.txt").read_text().strip()
+    )
     reference = load_study(corpus_root / "valid").array
     for name in ("jpeg2000", "enhanced_ct"):
         np.testing.assert_array_equal(load_study(corpus_root / name).array, reference, err_msg=name)
@@ -116,14 +120,16 @@ def _check_error_folder(out: Path) -> None:
 
 
 def _run_in_process(monkeypatch: pytest.MonkeyPatch, study: Path, out: Path) -> SpineVCFApp:
-    monkeypatch.setattr(app_module, "Pipeline", FakePipeline)
+    monkeypatch.setattr(app_module, "Pipeline", functools.partial(FakePipeline, spine=False))
     app = SpineVCFApp(settings=AppSettings(study, out, Path("unused")))
     app.run()
     return app
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-def test_app_in_process(case: Case, corpus_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_app_in_process(
+    case: Case, corpus_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The app graph with a model-free pipeline: the loader's error or a no-spine result."""
     out = tmp_path / "out"
     _prepare_out(out)
@@ -144,7 +150,9 @@ def _check_subprocess(case: Case, study: Path, out: Path, *, fake: bool) -> None
     run = run_app_subprocess(study, out, "-l", "DEBUG", fake=fake)
     assert TRACEBACK not in run.stderr and TRACEBACK not in run.stdout
     for secret in patient_strings():
-        assert secret.lower() not in (run.stdout + run.stderr).lower(), f"patient identifier {secret!r} in the output"
+        assert secret.lower() not in (run.stdout + run.stderr).lower(), (
+            f"patient identifier {secret!r} in the output"
+        )
     if case.app == "error":
         assert run.returncode == case.exit_code, run.stderr[-2000:]
         errors = [line for line in run.stderr.splitlines() if line.startswith("spinevcf: error:")]

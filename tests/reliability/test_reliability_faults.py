@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from _fake_app import FAKE_SPINE_ENV, FakePipeline
+from _fake_app import FAKE_SPINE_ENV
 from _reliability import require_models, run_app_subprocess
 from corpus import write_valid
 from PIL import Image
@@ -29,6 +29,7 @@ from app.app import SpineVCFApp
 from app.settings import AppSettings
 from spinevcf.errors import InferenceServerError, OutputError
 from spinevcf.pipeline import process_study
+from tests.fake_pipeline import FakePipeline
 
 PRE_EXISTING = "pre_existing.txt"
 #: Files the fake pipeline with a spine makes the writer produce.
@@ -143,7 +144,9 @@ def _check_complete(out: Path, sources: list[Path]) -> None:
         ds = pydicom.dcmread(path)
         assert path.name.endswith(f"{ds.SOPInstanceUID}.dcm")
         studies.add(ds.StudyInstanceUID)
-    expected = {pydicom.dcmread(next(s.glob("*.dcm")), stop_before_pixels=True).StudyInstanceUID for s in sources}
+    expected = {
+        pydicom.dcmread(next(s.glob("*.dcm")), stop_before_pixels=True).StudyInstanceUID for s in sources
+    }
     assert studies == expected
     results = json.loads((out / writer.RESULTS_NAME).read_text())
     assert results["study_instance_uid"] in expected

@@ -7,6 +7,7 @@ validation in spinevcf.io), reported with the case index and the mutations appli
 
 from __future__ import annotations
 
+import functools
 import shutil
 import time
 import warnings
@@ -14,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _fake_app import FakePipeline
 from _reliability import assert_sane_volume
 from corpus import make_volume
 from fuzz import mutate_series
@@ -26,6 +26,7 @@ from spinevcf.errors import SpineVCFError
 from spinevcf.io.dicom import load_study
 from spinevcf.io.dicom_write import write_ct_series
 from spinevcf.volume import Volume
+from tests.fake_pipeline import FakePipeline
 
 #: Shape of the fuzzed series: tiny, so hundreds of cases run in seconds.
 FUZZ_SHAPE = (6, 24, 24)
@@ -92,12 +93,14 @@ def test_fuzz_counts_are_mixed(template_series: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("index", range(APP_FUZZ_CASES))
-def test_fuzz_whole_app(index: int, template_series: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fuzz_whole_app(
+    index: int, template_series: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Fuzzed studies through the application graph (model-free pipeline): error or result, never a crash."""
     seed = _APP_SEED_OFFSET + index
     mutations = _fuzzed_copy(template_series, tmp_path / "study", seed)
     out = tmp_path / "out"
-    monkeypatch.setattr(app_module, "Pipeline", FakePipeline)
+    monkeypatch.setattr(app_module, "Pipeline", functools.partial(FakePipeline, spine=False))
     app = SpineVCFApp(settings=AppSettings(tmp_path / "study", out, Path("unused")))
     try:
         with warnings.catch_warnings():

@@ -22,13 +22,13 @@ import numpy as np
 import pydicom
 import pytest
 import requests
-from _fake_app import FakePipeline
 from _reliability import REPO, require_models
 from corpus import write_valid
 
 from spinevcf.errors import InputError
 from spinevcf.io.dicom import load_study
 from spinevcf.pacs import DicomWebClient, PacsError, pacs_round_trip
+from tests.fake_pipeline import FakePipeline
 
 CTL_PATH = REPO / "scripts" / "orthanc" / "orthanc_ctl.py"
 INSTALL_SCRIPT = REPO / "scripts" / "orthanc" / "install_orthanc.sh"
@@ -61,7 +61,9 @@ def _ensure_orthanc() -> None:
             pass
     reason = "Orthanc or its DICOMweb plugin is missing"
     if os.geteuid() == 0:
-        proc = subprocess.run(["bash", str(INSTALL_SCRIPT)], capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S)
+        proc = subprocess.run(
+            ["bash", str(INSTALL_SCRIPT)], capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S
+        )
         if proc.returncode == 0:
             return
         reason += f" and installing it failed: {proc.stderr.strip()[-300:]}"
@@ -150,7 +152,11 @@ def test_round_trip_stores_sr_and_capture(orthanc: object, stored_study: Path, t
     study_uid = _study_uid(stored_study)
     out = tmp_path / "out"
     result = pacs_round_trip(
-        orthanc.url, study_uid, out, pipeline=FakePipeline(spine=True), timeout_s=30  # type: ignore[attr-defined]
+        orthanc.url,
+        study_uid,
+        out,
+        pipeline=FakePipeline(spine=True),
+        timeout_s=30,  # type: ignore[attr-defined]
     )
     assert result.n_retrieved == len(list(stored_study.glob("*.dcm")))
     assert {"sr", "capture", "results"} <= set(result.outputs)
@@ -162,7 +168,9 @@ def test_round_trip_stores_sr_and_capture(orthanc: object, stored_study: Path, t
         assert back.StudyInstanceUID == study_uid
         if kind == "sr":
             assert back.ContentSequence == ds.ContentSequence
-            assert back.CurrentRequestedProcedureEvidenceSequence == ds.CurrentRequestedProcedureEvidenceSequence
+            assert (
+                back.CurrentRequestedProcedureEvidenceSequence == ds.CurrentRequestedProcedureEvidenceSequence
+            )
         else:
             assert back.PixelData == ds.PixelData
 
@@ -170,7 +178,7 @@ def test_round_trip_stores_sr_and_capture(orthanc: object, stored_study: Path, t
 @pytest.mark.pacs
 def test_unknown_study_is_a_clear_error(orthanc: object, tmp_path: Path) -> None:
     with pytest.raises(PacsError, match="no series"):
-        pacs_round_trip(orthanc.url, "1.2.3.4.5.999", tmp_path / "out", pipeline=FakePipeline())  # type: ignore[attr-defined]
+        pacs_round_trip(orthanc.url, "1.2.3.4.5.999", tmp_path / "out", pipeline=FakePipeline(spine=False))  # type: ignore[attr-defined]
     assert not (tmp_path / "out").exists()
 
 
@@ -180,9 +188,22 @@ def test_cli_round_trip_with_models(orthanc: object, stored_study: Path, tmp_pat
     """``spinevcf pacs`` with the committed models."""
     require_models()
     proc = subprocess.run(
-        [sys.executable, "-m", "spinevcf.cli", "pacs", "--url", orthanc.url, "--study", _study_uid(stored_study),  # type: ignore[attr-defined]
-         "--out", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=CLI_TIMEOUT_S, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "spinevcf.cli",
+            "pacs",
+            "--url",
+            orthanc.url,
+            "--study",
+            _study_uid(stored_study),  # type: ignore[attr-defined]
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+        cwd=REPO,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads((tmp_path / "out" / "results.json").read_text())["status"] in ("ok", "no_spine")
@@ -200,30 +221,47 @@ def _closed_url() -> str:
 
 def test_server_down_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(PacsError, match="unreachable"):
-        pacs_round_trip(_closed_url(), "1.2.3", tmp_path / "out", pipeline=FakePipeline(), timeout_s=5)
+        pacs_round_trip(
+            _closed_url(), "1.2.3", tmp_path / "out", pipeline=FakePipeline(spine=False), timeout_s=5
+        )
     assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("uid", ["../../etc", "1.2.3/../x", "", "1.2.3?x=1"])
-def test_bad_study_uid_refused_before_any_request(uid: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_study_uid_refused_before_any_request(
+    uid: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def no_network(*args: object, **kwargs: object) -> None:
         raise AssertionError("a request was sent")
 
     monkeypatch.setattr(requests.Session, "request", no_network)
     with pytest.raises(InputError, match="not a valid DICOM UID"):
-        pacs_round_trip("http://127.0.0.1:1", uid, tmp_path / "out", pipeline=FakePipeline())
+        pacs_round_trip("http://127.0.0.1:1", uid, tmp_path / "out", pipeline=FakePipeline(spine=False))
 
 
 def test_cli_server_down(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "spinevcf.cli", "pacs", "--url", _closed_url(), "--study", "1.2.3",
-         "--out", str(tmp_path / "out"), "--timeout", "5"],
-        capture_output=True, text=True, timeout=CLI_TIMEOUT_S, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "spinevcf.cli",
+            "pacs",
+            "--url",
+            _closed_url(),
+            "--study",
+            "1.2.3",
+            "--out",
+            str(tmp_path / "out"),
+            "--timeout",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+        cwd=REPO,
     )
     assert proc.returncode == PacsError.exit_code
     assert "Traceback" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.startswith("spinevcf: error:")]
     assert len(lines) == 1 and "unreachable" in lines[0]
     assert not (tmp_path / "out").exists()
-
-
