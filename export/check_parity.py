@@ -72,6 +72,8 @@ FP32_TOLERANCES: dict[str, Tolerance] = {
     "offset": _RAW,
     "keypoints": _RAW,
     "level_logits": _RAW,
+    "kp_heatmap": _PROB,
+    "kp_offset": _RAW,
 }
 #: TensorRT FP16 plans vs the reference.
 FP16_TOLERANCES: dict[str, Tolerance] = {
@@ -80,6 +82,8 @@ FP16_TOLERANCES: dict[str, Tolerance] = {
     "offset": Tolerance(rtol=5e-2, atol=5e-2),
     "keypoints": Tolerance(rtol=5e-2, atol=5e-2),
     "level_logits": Tolerance(rtol=5e-2, atol=5e-2),
+    "kp_heatmap": Tolerance(rtol=1e-2, atol=1e-2),
+    "kp_offset": Tolerance(rtol=5e-2, atol=5e-2),
 }
 #: Two runtimes executing the same ONNX graph in float32 (Triton's python backend vs ONNX Runtime).
 SAME_GRAPH_TOLERANCE = Tolerance(rtol=1e-5, atol=1e-5)

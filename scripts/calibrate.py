@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize
@@ -42,8 +43,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, nargs=2, default=(100100, 100160), metavar=("START", "STOP"))
     ap.add_argument("--write", action="store_true", help="store the result in the detector's spinevcf.json")
+    ap.add_argument("--models", type=Path, default=None, help="model repository (default: the committed one)")
     args = ap.parse_args()
-    repo = default_model_repository()
+    repo = args.models or default_model_repository()
     pipe = Pipeline(repo)
     red, lab = [], []
     n_true = n_matched = n_level_ok = 0

@@ -7,13 +7,22 @@ Output semantics (docs/architecture.md), at stride ``R`` (4):
   ``((y + dy) * R, (x + dx) * R)`` for the peak cell ``(y, x)``;
 * ``keypoints`` ``[1, 12, h, w]``: channels ``2k, 2k+1`` = ``(dy, dx)`` from the centre to
   keypoint ``k`` in input pixels divided by ``keypoint_scale_px``;
-* ``level_logits`` ``[1, 24, h, w]``: logits over :data:`spinevcf.schema.LEVELS`.
+* ``level_logits`` ``[1, 24, h, w]``: logits over :data:`spinevcf.schema.LEVELS`;
+* ``kp_heatmap`` ``[1, 6, h, w]``: sigmoid probability of keypoint ``k`` (one map per type);
+* ``kp_offset`` ``[1, 12, h, w]``: ``(dy, dx)`` of keypoint ``k`` in channels ``2k, 2k+1``;
+  keypoint ``k`` in input pixels is ``((y + dy) * R, (x + dx) * R)`` for its peak cell.
 
 Decoding: a cell is a peak when it equals the maximum of its ``nms_kernel`` x
 ``nms_kernel`` neighbourhood and reaches ``peak_threshold``; the ``max_detections``
 strongest are kept; of two peaks closer than ``min_row_distance_px`` in rows only the
 stronger survives (vertebrae are stacked along the rows of a CPR); results are sorted
-cranio-caudally (by row). :func:`assign_levels` then labels them.
+cranio-caudally (by row). Each keypoint regressed from the centre is then refined: the
+strongest ``kp_heatmap`` cell of its type within ``keypoint_search_cells`` of it, if it
+reaches ``keypoint_peak_threshold``, gives the keypoint (with its ``kp_offset``); without
+such a peak (or without the two outputs) the regressed point stays. The regression from
+the centre carries the body's shape prior; the keypoint maps see the endplate where it is,
+which matters for the deformed bodies this product is about. :func:`assign_levels` then
+labels the detections.
 
 Example:
     >>> cfg = DetectorConfig(keypoint_scale_px=32.0)
@@ -47,6 +56,7 @@ __all__ = [
     "preprocess_cpr",
     "decode_detections",
     "assign_levels",
+    "refine_keypoints",
     "OUTPUT_NAMES",
     "REQUIRED_KEYS",
     "GAP_RATIO",
@@ -56,7 +66,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Output tensor names of the detector.
-OUTPUT_NAMES: tuple[str, ...] = ("heatmap", "offset", "keypoints", "level_logits")
+OUTPUT_NAMES: tuple[str, ...] = ("heatmap", "offset", "keypoints", "level_logits", "kp_heatmap", "kp_offset")
 #: Keys the model folder's spinevcf.json must provide.
 REQUIRED_KEYS: tuple[str, ...] = ("keypoint_scale_px", "hu_window", "hu_scale")
 #: A row gap larger than this times the local median gap may hide one missed vertebra.
@@ -81,6 +91,9 @@ class DetectorConfig:
         hu_window: HU clipping window.
         hu_scale: divisor after clipping.
         min_row_distance_px: peaks closer than this in rows (input pixels) are duplicates.
+        keypoint_peak_threshold: minimum ``kp_heatmap`` value of a keypoint refinement.
+        keypoint_search_cells: radius (heatmap cells) around a regressed keypoint in which
+            its refinement is searched.
 
     Example:
         >>> DetectorConfig(keypoint_scale_px=32.0).stride
@@ -102,6 +115,8 @@ class DetectorConfig:
     wide_slab_mm: float = 40.0
     wide_step_mm: float = 2.0
     calibration: tuple[float, float] = (0.20, 0.02)
+    keypoint_peak_threshold: float = 0.1
+    keypoint_search_cells: float = 1.0
 
     def cpr_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :func:`spinevcf.geometry.cpr.make_cpr` the model was trained with."""
@@ -130,6 +145,10 @@ class DetectorConfig:
             raise ValueError(f"hu_window must be (low, high) with low < high, got {self.hu_window}")
         if not self.hu_scale > 0:
             raise ValueError(f"hu_scale must be positive, got {self.hu_scale}")
+        if not 0.0 <= self.keypoint_peak_threshold <= 1.0:
+            raise ValueError(f"keypoint_peak_threshold must be in [0, 1], got {self.keypoint_peak_threshold}")
+        if not self.keypoint_search_cells >= 0:
+            raise ValueError(f"keypoint_search_cells must be >= 0, got {self.keypoint_search_cells}")
 
     @classmethod
     def from_json(cls, path: str | Path) -> DetectorConfig:
@@ -267,8 +286,68 @@ def decode_detections(outputs: dict[str, npt.NDArray[Any]], cfg: DetectorConfig)
             )
         )
     kept.sort(key=lambda d: float(d.center_px[0]))
+    if "kp_heatmap" in outputs and "kp_offset" in outputs:
+        kp_heat = _head(outputs, "kp_heatmap", _N_KEYPOINTS)
+        kp_off = _head(outputs, "kp_offset", 2 * _N_KEYPOINTS)
+        for name, a in (("kp_heatmap", kp_heat), ("kp_offset", kp_off)):
+            if a.shape[1:] != heat.shape:
+                raise ValueError(f"output {name!r} has spatial shape {a.shape[1:]}, heatmap {heat.shape}")
+        kept = [
+            replace(d, keypoints_px=refine_keypoints(d.keypoints_px, kp_heat, kp_off, cfg)) for d in kept
+        ]
     log.debug("decoded %d detection(s) from %d peak(s)", len(kept), len(ys))
     return kept
+
+
+def refine_keypoints(
+    keypoints_px: npt.NDArray[np.float64],
+    kp_heat: npt.NDArray[np.float64],
+    kp_off: npt.NDArray[np.float64],
+    cfg: DetectorConfig,
+) -> npt.NDArray[np.float64]:
+    """Move each regressed keypoint to the peak of its own keypoint map nearby.
+
+    Args:
+        keypoints_px: (6, 2) keypoints regressed from the centre (input pixels).
+        kp_heat: (6, h, w) keypoint maps.
+        kp_off: (12, h, w) keypoint sub-cell offsets.
+        cfg: ``stride``, ``keypoint_search_cells``, ``keypoint_peak_threshold``.
+
+    Returns:
+        (6, 2) keypoints; a keypoint without a peak of at least the threshold within the
+        search radius keeps its regressed position.
+
+    Example:
+        >>> cfg = DetectorConfig(stride=4)
+        >>> heat = np.zeros((6, 8, 8)); heat[0, 3, 2] = 0.9
+        >>> off = np.zeros((12, 8, 8)); off[0:2, 3, 2] = 0.5
+        >>> refine_keypoints(np.full((6, 2), 12.0), heat, off, cfg)[0].tolist()
+        [14.0, 10.0]
+    """
+    stride = float(cfg.stride)
+    radius = float(cfg.keypoint_search_cells)
+    r = int(np.ceil(radius))
+    _, h, w = kp_heat.shape
+    out = np.array(keypoints_px, dtype=np.float64, copy=True)
+    for k in range(out.shape[0]):
+        p = out[k] / stride
+        cy, cx = int(np.floor(p[0])), int(np.floor(p[1]))
+        y0, y1 = max(0, cy - r), min(h, cy + r + 2)
+        x0, x1 = max(0, cx - r), min(w, cx + r + 2)
+        if y0 >= y1 or x0 >= x1:
+            continue
+        win = kp_heat[k, y0:y1, x0:x1]
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        # Distance from the regressed point to each cell's sub-cell position.
+        py = yy + kp_off[2 * k, y0:y1, x0:x1]
+        px = xx + kp_off[2 * k + 1, y0:y1, x0:x1]
+        near = np.hypot(py - p[0], px - p[1]) <= radius
+        score = np.where(near & (win >= cfg.keypoint_peak_threshold), win, -1.0)
+        j = int(np.argmax(score))
+        if score.flat[j] < 0:
+            continue
+        out[k] = (py.flat[j] * stride, px.flat[j] * stride)
+    return out
 
 
 def _large_gaps(rows: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:

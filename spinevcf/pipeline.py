@@ -45,6 +45,10 @@ NO_SPINE_MESSAGE = "no vertebral body found in the field of view"
 
 #: Keypoints closer than this (pixels) to the CPR's first or last valid row mean a cut body.
 COMPLETE_MARGIN_PX = 1.0
+#: Keypoints closer than this (mm) to a face of the scanned volume mean a cut body: where
+#: the scan stops inside a body, the detector puts its endplate at the last slice, and the
+#: "height" it measures is that of the visible part (graded as a collapse).
+EDGE_MARGIN_MM = 2.0
 
 
 def default_model_repository() -> Path:
@@ -130,7 +134,7 @@ class Pipeline:
         margin = COMPLETE_MARGIN_PX
         if (kp[:, 0] < margin).any() or (kp[:, 0] > cpr.valid_rows - 1 - margin).any():
             return False
-        return bool(cpr.inside_source(kp).all())
+        return bool(cpr.inside_source(kp, margin_mm=EDGE_MARGIN_MM).all())
 
     def grade(self, volume: Volume, cpr: CPRImage | None, detections: list[Detection]) -> StudyRecord:
         """Measure heights in 3D, grade each vertebra and the patient."""

@@ -38,6 +38,19 @@ def make_outputs(centres: np.ndarray, keypoints: np.ndarray, labels: list[str]) 
     return {"heatmap": heat, "offset": off, "keypoints": kps, "level_logits": logits}
 
 
+def add_keypoint_maps(outputs: dict[str, np.ndarray], keypoints: np.ndarray, score: float = 0.8) -> None:
+    """Add ``kp_heatmap``/``kp_offset`` outputs with one exact peak per given keypoint."""
+    kp_heat = np.zeros((1, 6, h, w), np.float32)
+    kp_off = np.zeros((1, 12, h, w), np.float32)
+    for kps in keypoints:
+        for k, point in enumerate(np.asarray(kps, dtype=np.float64) / STRIDE):
+            cell = np.floor(point).astype(int)
+            kp_heat[0, k, cell[0], cell[1]] = score
+            kp_off[0, 2 * k : 2 * k + 2, cell[0], cell[1]] = point - cell
+    outputs["kp_heatmap"] = kp_heat
+    outputs["kp_offset"] = kp_off
+
+
 def vertebra_keypoints(c: np.ndarray, height: float = 18.0, depth: float = 30.0) -> np.ndarray:
     rows = np.array([-1, -1, -1, 1, 1, 1]) * height / 2.0
     cols = np.array([-1, 0, 1, -1, 0, 1]) * depth / 2.0
@@ -183,3 +196,42 @@ def test_assign_levels_edge_cases() -> None:
     labels = [d.label for d in many]
     assert labels.count(None) == 2
     assert [lab for lab in labels if lab is not None] == list(LEVELS)
+
+
+def test_keypoint_maps_move_regressed_points_to_their_peaks(cfg: DetectorConfig) -> None:
+    """A crushed body: the centre regression says 18 mm tall, the keypoint maps 11 mm."""
+    normal = np.stack([vertebra_keypoints(c) for c in CENTRES])
+    crushed = np.stack([vertebra_keypoints(c, height=11.0) for c in CENTRES])
+    out = make_outputs(CENTRES, normal, LABELS)
+    add_keypoint_maps(out, crushed)
+    dets = decode_detections(out, cfg)
+    order = np.argsort(CENTRES[:, 0])
+    for d, i in zip(dets, order, strict=True):
+        np.testing.assert_allclose(d.keypoints_px, crushed[i], atol=1e-4)
+
+
+def test_keypoint_refinement_needs_a_peak_near_and_strong_enough(cfg: DetectorConfig) -> None:
+    kps = np.stack([vertebra_keypoints(c) for c in CENTRES])
+    far = kps + np.array([12.0, 0.0])  # 3 cells away: beyond keypoint_search_cells (1)
+    out = make_outputs(CENTRES, kps, LABELS)
+    add_keypoint_maps(out, far)
+    for d, i in zip(decode_detections(out, cfg), np.argsort(CENTRES[:, 0]), strict=True):
+        np.testing.assert_allclose(d.keypoints_px, kps[i], atol=1e-4)  # unchanged
+
+    near = kps + np.array([2.4, -1.6])  # within one cell (4 px)
+    add_keypoint_maps(out, near, score=0.05)  # below keypoint_peak_threshold (0.1)
+    for d, i in zip(decode_detections(out, cfg), np.argsort(CENTRES[:, 0]), strict=True):
+        np.testing.assert_allclose(d.keypoints_px, kps[i], atol=1e-4)
+
+    add_keypoint_maps(out, near, score=0.5)
+    for d, i in zip(decode_detections(out, cfg), np.argsort(CENTRES[:, 0]), strict=True):
+        np.testing.assert_allclose(d.keypoints_px, near[i], atol=1e-4)
+
+
+def test_keypoint_maps_of_the_wrong_size_are_refused(cfg: DetectorConfig) -> None:
+    kps = np.stack([vertebra_keypoints(c) for c in CENTRES])
+    out = make_outputs(CENTRES, kps, LABELS)
+    add_keypoint_maps(out, kps)
+    out["kp_heatmap"] = out["kp_heatmap"][:, :, :-1]
+    with pytest.raises(ValueError, match="kp_heatmap"):
+        decode_detections(out, cfg)

@@ -11,7 +11,7 @@ full benchmark on a quiet machine.
 Examples::
 
     spinevcf bench                                   # 150, 300, 600 slices, 5 repeats
-    spinevcf bench --quick                           # smoke test: one 64-slice study, 1 repeat
+    spinevcf bench --quick                           # smoke test: one 96-slice study, 1 repeat
     spinevcf bench --triton-url 127.0.0.1:8001       # plus the Triton part (make triton first)
 """
 
@@ -55,7 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--triton-protocol", choices=("grpc", "http"), default="grpc", help="Triton protocol (default: grpc)")
     p.add_argument("--concurrency", type=int, nargs="+", default=None, help="Triton client threads (default: 1 2 4)")
     p.add_argument("--no-startup", action="store_true", help="skip the start-up and `python -m app` measurements")
-    p.add_argument("--quick", action="store_true", help="smoke test: one 64-slice study, 1 repeat")
+    p.add_argument("--quick", action="store_true", help="smoke test: one 96-slice study, 1 repeat")
     p.set_defaults(func=run)
 
 

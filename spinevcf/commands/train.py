@@ -1,4 +1,4 @@
-"""``spinevcf train localizer|detector --config FILE``: train a network on synthetic data."""
+"""``spinevcf train localizer|detector --config FILE``: train a network on synthetic and/or VerSe-format data."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register the ``train`` subcommand."""
-    p = sub.add_parser("train", help="train the localizer or the detector on synthetic data")
+    p = sub.add_parser("train", help="train the localizer or the detector (synthetic data; VerSe-format data with verse_root, docs/retraining.md)")
     p.add_argument("model", choices=("localizer", "detector"))
     p.add_argument("--config", required=True, help="YAML training config (configs/*.yaml)")
     p.add_argument("--out", default="runs", help="folder for the checkpoint (default: runs/)")

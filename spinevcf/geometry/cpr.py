@@ -92,15 +92,22 @@ class CPRImage:
         if self.valid_rows is None:
             self.valid_rows = int(self.image.shape[1])
 
-    def inside_source(self, rc: npt.ArrayLike) -> npt.NDArray[np.bool_]:
-        """Whether (N, 2) pixels (``v = 0``) lie inside the sampled volume (all True if unknown)."""
+    def inside_source(self, rc: npt.ArrayLike, margin_mm: float = 0.0) -> npt.NDArray[np.bool_]:
+        """Whether (N, 2) pixels (``v = 0``) lie inside the sampled volume (all True if unknown).
+
+        Args:
+            rc: (N, 2) pixels (row, col).
+            margin_mm: the point must also be at least this far (mm, per axis) inside the
+                outer faces of the volume's edge voxels.
+        """
         rc = np.atleast_2d(np.asarray(rc, dtype=np.float64))
         if self.source_shape is None or self.source_affine is None:
             return np.ones(len(rc), dtype=bool)
         inv = np.linalg.inv(self.source_affine)
         idx = self.pixel_to_lps(rc) @ inv[:3, :3].T + inv[:3, 3]
         shape = np.asarray(self.source_shape, dtype=np.float64)
-        return ((idx >= -0.5) & (idx <= shape - 0.5)).all(axis=1)
+        pad = float(margin_mm) / np.linalg.norm(np.asarray(self.source_affine)[:3, :3], axis=0)
+        return ((idx >= -0.5 + pad) & (idx <= shape - 0.5 - pad)).all(axis=1)
 
     @property
     def shape(self) -> tuple[int, int]:

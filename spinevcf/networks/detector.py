@@ -34,8 +34,11 @@ class VertebraDetector2D(nn.Module):
 
     An encoder down to stride 32 (a wide receptive field, so that neighbouring
     levels, ribs and the sacrum inform the level names) and a top-down path back
-    to stride 4, followed by four heads (see docs/architecture.md):
-    ``heatmap`` (sigmoid), ``offset`` (2), ``keypoints`` (12, scaled), ``level_logits`` (24).
+    to stride 4, followed by six heads (see docs/architecture.md):
+    ``heatmap`` (sigmoid), ``offset`` (2), ``keypoints`` (12, scaled), ``level_logits`` (24),
+    ``kp_heatmap`` (sigmoid, one map per keypoint type) and ``kp_offset`` (2 per keypoint
+    type). The last two find each endplate point where it is (a peak near the point
+    regressed from the centre) rather than where a normally shaped body would put it.
 
     Args:
         in_channels: CPR channels (mid-sagittal slab and wide lateral MIP).
@@ -48,11 +51,11 @@ class VertebraDetector2D(nn.Module):
         >>> net = VertebraDetector2D().eval()
         >>> out = net(torch.zeros(1, 2, 128, 64))
         >>> [tuple(o.shape) for o in out]
-        [(1, 1, 32, 16), (1, 2, 32, 16), (1, 12, 32, 16), (1, 24, 32, 16)]
+        [(1, 1, 32, 16), (1, 2, 32, 16), (1, 12, 32, 16), (1, 24, 32, 16), (1, 6, 32, 16), (1, 12, 32, 16)]
     """
 
     input_names = ("image",)
-    output_names = ("heatmap", "offset", "keypoints", "level_logits")
+    output_names = ("heatmap", "offset", "keypoints", "level_logits", "kp_heatmap", "kp_offset")
     stride = 4
 
     def __init__(
@@ -90,12 +93,15 @@ class VertebraDetector2D(nn.Module):
         self.offset = _head(head_channels, 2, head_channels)
         self.keypoints = _head(head_channels, 2 * num_keypoints, head_channels)
         self.level_logits = _head(head_channels, num_levels, head_channels)
-        last = self.heatmap[-1]
-        assert isinstance(last, nn.Conv2d) and last.bias is not None
-        nn.init.constant_(last.bias, -math.log((1 - HEATMAP_PRIOR) / HEATMAP_PRIOR))
+        self.kp_heatmap = _head(head_channels, num_keypoints, head_channels)
+        self.kp_offset = _head(head_channels, 2 * num_keypoints, head_channels)
+        for head in (self.heatmap, self.kp_heatmap):
+            last = head[-1]
+            assert isinstance(last, nn.Conv2d) and last.bias is not None
+            nn.init.constant_(last.bias, -math.log((1 - HEATMAP_PRIOR) / HEATMAP_PRIOR))
 
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Return ``(heatmap, offset, keypoints, level_logits)`` at stride 4."""
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Return ``(heatmap, offset, keypoints, level_logits, kp_heatmap, kp_offset)`` at stride 4."""
         feats = []
         x = image
         for stage in self.stages:
@@ -112,4 +118,6 @@ class VertebraDetector2D(nn.Module):
             self.offset(fused),
             self.keypoints(fused),
             self.level_logits(fused),
+            torch.sigmoid(self.kp_heatmap(fused)),
+            self.kp_offset(fused),
         )

@@ -20,6 +20,7 @@ __all__ = [
     "CORTEX_MM",
     "ENDPLATE_CORTEX_MM",
     "CORTICAL_HU",
+    "BODY_SHELL_FRACTION",
     "TRABECULAR_HU_BY_DENSITY",
     "DISC_HU",
     "FAT_HU",
@@ -103,6 +104,12 @@ CORTEX_MM: float = 1.0
 ENDPLATE_CORTEX_MM: float = 1.0
 #: Range of cortical bone HU (as rendered at full resolution, before blur).
 CORTICAL_HU: tuple[float, float] = (700.0, 1200.0)
+#: Range (per patient) of the vertebral body's shell density as a fraction of the way from
+#: trabecular to cortical HU (see ``Vertebra.shell_fraction``). Generator 1.1 rendered
+#: solid cortex (1.0): walls and endplates at 550-1000 HU after blur, against 200-320 HU
+#: measured on the reference chest CT (docs/synthetic-data.md); the range reaches up to
+#: 0.6 for thin-slice sharp-kernel scans and dense young bone.
+BODY_SHELL_FRACTION: tuple[float, float] = (0.15, 0.6)
 #: Trabecular bone HU ranges by bone-density class (healthy, osteopenic, osteoporotic).
 TRABECULAR_HU_BY_DENSITY: dict[str, tuple[float, float]] = {
     "healthy": (170.0, 300.0),

@@ -61,8 +61,13 @@ class Vertebra:
         rim_sup: (anterior, posterior) height of the superior rim above the centre.
         rim_inf: (anterior, posterior) depth of the inferior rim below the centre.
         concavity: (superior, inferior) central endplate concavity depth (mm).
-        cortical_hu: HU of the cortical shell.
+        cortical_hu: HU of cortical bone (posterior elements use it as it is).
         trabecular_hu: mean HU of the trabecular core.
+        shell_fraction: effective density of the body's 1 mm outer shell (walls and
+            endplates) as a fraction of the way from trabecular to cortical HU. A real
+            body's shell is 0.2-0.5 mm thick, so at CT resolution it reads as a partial
+            volume of cortical bone (about 200-400 HU on the reference chest CT), not
+            as a band of solid cortex; 1.0 renders solid cortex.
         fracture: intended deformity ("none", "wedge", "biconcave", "crush").
         target_reduction: intended height reduction (fraction).
         sclerotic_hu: extra HU of a sclerotic band under the superior endplate (0: none).
@@ -92,7 +97,13 @@ class Vertebra:
     texture_offset: tuple[int, int, int] = (0, 0, 0)
     texture_hu: float = 0.0
     subchondral_hu: float = 0.0
+    shell_fraction: float = 1.0
     elements: list[Tube] = field(default_factory=list)
+
+    @property
+    def shell_hu(self) -> float:
+        """HU of the body's outer shell (see ``shell_fraction``)."""
+        return self.trabecular_hu + self.shell_fraction * (self.cortical_hu - self.trabecular_hu)
 
     @property
     def label(self) -> int | None:
@@ -176,7 +187,7 @@ class Vertebra:
         if cv.labels:
             cv.paint(sl, inside, 0.0, self.label)
             return
-        cv.paint(sl, inside, self.cortical_hu, None)
+        cv.paint(sl, inside, self.shell_hu, None)
         ce = F32(A.ENDPLATE_CORTEX_MM)
         core = self.section(u, v, A.CORTEX_MM) & (w <= sup - ce) & (w >= inf + ce)
 
@@ -390,6 +401,7 @@ def sample_spine(
     tile = _texture_tile(rng)
     texture_hu = rng.uniform(0.22, 0.35) * max(trab, 60.0) + 10.0
     subchondral = rng.uniform(30.0, 120.0)
+    shell_fraction = rng.uniform(*A.BODY_SHELL_FRACTION)
 
     # --- per-level dimensions and stacking along the arc length --------------------------
     levels = list(LEVELS[1:]) + ["S1"]
@@ -515,6 +527,7 @@ def sample_spine(
             texture_offset=tuple(int(x) for x in rng.integers(0, TEXTURE_TILE, 3)),
             texture_hu=texture_hu * rng.uniform(0.85, 1.15),
             subchondral_hu=subchondral * rng.uniform(0.7, 1.3),
+            shell_fraction=shell_fraction,
         )
         if kind == "biconcave":
             _set_biconcave(vb, red)

@@ -84,19 +84,19 @@ def save_checkpoint(
     log.info("saved checkpoint %s", path)
 
 
-def prepare_data(kind: str, cfg: dict[str, Any], workers: int) -> tuple[Path, list[int], list[int]]:
+def prepare_data(kind: str, cfg: dict[str, Any], workers: int) -> tuple[Path, list[int | str], list[int | str]]:
     """Seed everything, set the torch threads and build the data cache of ``kind``.
 
     Returns:
-        ``(cache folder, training seeds, validation seeds)``.
+        ``(cache folder, training keys, validation keys)``: synthetic seeds, and
+        ``"verse/<tag>/<case>"`` keys when the config has ``verse_root``.
     """
-    from spinevcf.training.data import build_cache, cache_dir
+    from spinevcf.training.data import build_cache, cache_dir, item_keys
 
     seed_everything(int(cfg["seed"]))
     torch.set_num_threads(int(cfg.get("threads", 2)))
     cache = cache_dir(cfg)
-    train_seeds = list(range(*cfg["train_seeds"]))
-    val_seeds = list(range(*cfg["val_seeds"]))
+    train_seeds, val_seeds = item_keys(cfg)
     build_cache(kind, cache, train_seeds + val_seeds, cfg, workers=workers)
     return cache, train_seeds, val_seeds
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["centernet_focal_loss", "masked_l1", "dice_bce_loss"]
+__all__ = ["centernet_focal_loss", "masked_l1", "keypoint_offset_l1", "dice_bce_loss"]
 
 
 def centernet_focal_loss(
@@ -34,6 +34,13 @@ def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> t
     """Smooth-L1 averaged over the cells where ``mask`` (B, h, w) is 1, over all channels."""
     m = mask.unsqueeze(1).expand_as(pred)
     n = mask.sum().clamp(min=1.0) * pred.shape[1]
+    return (F.smooth_l1_loss(pred, target, reduction="none", beta=0.05) * m).sum() / n
+
+
+def keypoint_offset_l1(pred: torch.Tensor, target: torch.Tensor, kp_mask: torch.Tensor) -> torch.Tensor:
+    """Smooth-L1 of the (B, 2K, h, w) keypoint offsets where ``kp_mask`` (B, K, h, w) is 1."""
+    m = kp_mask.repeat_interleave(2, dim=1)
+    n = m.sum().clamp(min=1.0)
     return (F.smooth_l1_loss(pred, target, reduction="none", beta=0.05) * m).sum() / n
 
 

@@ -10,12 +10,21 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["DetectorTargets", "encode_detector_targets", "HEATMAP_SIGMA_FRACTION", "MIN_HEATMAP_SIGMA"]
+__all__ = [
+    "DetectorTargets",
+    "encode_detector_targets",
+    "HEATMAP_SIGMA_FRACTION",
+    "MIN_HEATMAP_SIGMA",
+    "KEYPOINT_SIGMA",
+]
 
 #: Gaussian sigma of a centre peak, as a fraction of the body height (in heatmap cells).
 HEATMAP_SIGMA_FRACTION = 1.0 / 6.0
 #: Smallest sigma of a centre peak, in heatmap cells.
 MIN_HEATMAP_SIGMA = 0.8
+#: Gaussian sigma of a keypoint peak, in heatmap cells (4 mm at stride 4 and 1 mm pixels:
+#: points of one type on neighbouring bodies are at least 15 mm apart).
+KEYPOINT_SIGMA = 1.0
 
 
 @dataclass
@@ -29,6 +38,10 @@ class DetectorTargets:
         keypoints: (12, h, w) keypoint offsets from the centre / keypoint_scale_px.
         level: (h, w) int64 level class index, -1 where undefined.
         mask: (h, w) 1 at the centre cell of each annotated vertebra.
+        kp_heatmap: (6, h, w) Gaussian peaks at the keypoints, one map per keypoint type.
+        kp_offset: (12, h, w) sub-cell offsets ``(dy, dx)`` of keypoint ``k`` in channels
+            ``2k, 2k + 1``, valid where ``kp_mask[k]`` is 1.
+        kp_mask: (6, h, w) 1 at the cell of each keypoint of each annotated vertebra.
     """
 
     heatmap: npt.NDArray[np.float32]
@@ -37,6 +50,9 @@ class DetectorTargets:
     keypoints: npt.NDArray[np.float32]
     level: npt.NDArray[np.int64]
     mask: npt.NDArray[np.float32]
+    kp_heatmap: npt.NDArray[np.float32]
+    kp_offset: npt.NDArray[np.float32]
+    kp_mask: npt.NDArray[np.float32]
 
 
 def _gaussian(h: int, w: int, cy: float, cx: float, sigma: float) -> npt.NDArray[np.float32]:
@@ -78,6 +94,10 @@ def encode_detector_targets(
     kps = np.zeros((12, h, w), np.float32)
     level = np.full((h, w), -1, np.int64)
     mask = np.zeros((h, w), np.float32)
+    n_kp = len(keypoints_px[0]) if keypoints_px else 6
+    kp_heat = np.zeros((n_kp, h, w), np.float32)
+    kp_off = np.zeros((2 * n_kp, h, w), np.float32)
+    kp_mask = np.zeros((n_kp, h, w), np.float32)
     for kp, lev in zip(keypoints_px, levels, strict=True):
         kp = np.asarray(kp, np.float64)
         center = kp.mean(axis=0)
@@ -95,9 +115,18 @@ def encode_detector_targets(
         mask[y, x] = 1.0
         # Sharpen the peak: the centre cell is exactly 1.
         heat[0, y, x] = 1.0
+        for k, point in enumerate(kp / stride):
+            kc = np.floor(point).astype(int)
+            if not (0 <= kc[0] < h and 0 <= kc[1] < w):
+                continue
+            ky, kx = int(kc[0]), int(kc[1])
+            kp_heat[k] = np.maximum(kp_heat[k], _gaussian(h, w, point[0], point[1], KEYPOINT_SIGMA))
+            kp_heat[k, ky, kx] = 1.0
+            kp_off[2 * k : 2 * k + 2, ky, kx] = (point - kc).astype(np.float32)
+            kp_mask[k, ky, kx] = 1.0
     for ctr in ignore_centers_px or []:
         c = np.asarray(ctr, np.float64) / stride
         g = _gaussian(h, w, c[0], c[1], 2.5)
         ignore[0] = np.maximum(ignore[0], (g > 0.05).astype(np.float32))
     ignore[0][heat[0] >= 0.99] = 0.0
-    return DetectorTargets(heat, ignore, offset, kps, level, mask)
+    return DetectorTargets(heat, ignore, offset, kps, level, mask, kp_heat, kp_off, kp_mask)

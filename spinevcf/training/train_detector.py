@@ -16,7 +16,7 @@ from spinevcf.inference.base import DETECTOR_MODEL
 from spinevcf.networks import build_model
 from spinevcf.training.common import make_optimizer, prepare_data, save_checkpoint
 from spinevcf.training.data import DetectorItem, load_detector_items
-from spinevcf.training.losses import centernet_focal_loss, masked_l1
+from spinevcf.training.losses import centernet_focal_loss, keypoint_offset_l1, masked_l1
 from spinevcf.training.targets import encode_detector_targets
 
 __all__ = ["train_detector", "make_detector_batch"]
@@ -125,19 +125,39 @@ def make_detector_batch(
         "keypoints": torch.from_numpy(np.stack([t.keypoints for t in tg])),
         "level": torch.from_numpy(np.stack([t.level for t in tg])),
         "mask": torch.from_numpy(np.stack([t.mask for t in tg])),
+        "kp_heatmap": torch.from_numpy(np.stack([t.kp_heatmap for t in tg])),
+        "kp_offset": torch.from_numpy(np.stack([t.kp_offset for t in tg])),
+        "kp_mask": torch.from_numpy(np.stack([t.kp_mask for t in tg])),
     }
     return torch.from_numpy(np.stack(xs)), batch
 
 
 def detector_loss(out: tuple[torch.Tensor, ...], b: dict[str, torch.Tensor], w: dict[str, float]) -> dict[str, torch.Tensor]:
-    """Weighted sum of the four head losses."""
-    heat, off, kp, lev = out
+    """Weighted sum of the six head losses (keypoint maps weigh 1 unless configured)."""
+    heat, off, kp, lev, kp_heat, kp_off = out
     l_heat = centernet_focal_loss(heat, b["heatmap"], b["ignore"])
     l_off = masked_l1(off, b["offset"], b["mask"])
     l_kp = masked_l1(kp, b["keypoints"], b["mask"])
     l_lev = F.cross_entropy(lev, b["level"], ignore_index=-1) if (b["level"] >= 0).any() else lev.sum() * 0
-    total = w["heatmap"] * l_heat + w["offset"] * l_off + w["keypoints"] * l_kp + w["level"] * l_lev
-    return {"total": total, "heatmap": l_heat, "offset": l_off, "keypoints": l_kp, "level": l_lev}
+    l_kp_heat = centernet_focal_loss(kp_heat, b["kp_heatmap"], b["ignore"].expand_as(kp_heat))
+    l_kp_off = keypoint_offset_l1(kp_off, b["kp_offset"], b["kp_mask"])
+    total = (
+        w["heatmap"] * l_heat
+        + w["offset"] * l_off
+        + w["keypoints"] * l_kp
+        + w["level"] * l_lev
+        + w.get("kp_heatmap", 1.0) * l_kp_heat
+        + w.get("kp_offset", 1.0) * l_kp_off
+    )
+    return {
+        "total": total,
+        "heatmap": l_heat,
+        "offset": l_off,
+        "keypoints": l_kp,
+        "level": l_lev,
+        "kp_heatmap": l_kp_heat,
+        "kp_offset": l_kp_off,
+    }
 
 
 def train_detector(cfg: dict[str, Any], config_path: str, out: Path, *, workers: int = 2) -> Path:
@@ -205,13 +225,9 @@ def validate_detector(net: torch.nn.Module, items: list[DetectorItem], cfg: dict
     cerr, kerr, lev_ok = [], [], []
     for it in items:
         x = _normalise(it.image, cfg["model_config"])[None]
-        heat, off, kp, lev = net(torch.from_numpy(x))
-        dets = assign_levels(
-            decode_detections(
-                {"heatmap": heat.numpy(), "offset": off.numpy(), "keypoints": kp.numpy(), "level_logits": lev.numpy()},
-                dcfg,
-            )
-        )
+        outputs = net(torch.from_numpy(x))
+        names = getattr(net, "output_names", ())
+        dets = assign_levels(decode_detections({n: o.numpy() for n, o in zip(names, outputs, strict=True)}, dcfg))
         centers = np.array([k.mean(0) for k in it.keypoints_px]) if it.keypoints_px else np.zeros((0, 2))
         ign = np.asarray(it.ignore_centers_px).reshape(-1, 2)
         used = set()

@@ -51,8 +51,8 @@ def test_cli_torch_vs_onnxruntime(exported, capsys: pytest.CaptureFixture[str]) 
     out = capsys.readouterr().out
     assert "TensorRT: not available here" in out
     verdicts = [line.split()[-1] for line in out.splitlines() if line.startswith("onnxruntime ")]
-    assert verdicts == ["PASS"] * (2 * (1 + 4))
-    assert "parity PASS: 10 comparisons, 0 beyond tolerance" in out
+    assert verdicts == ["PASS"] * (2 * (1 + 6))
+    assert "parity PASS: 14 comparisons, 0 beyond tolerance" in out
 
 
 def test_cli_reports_failure(exported, tmp_path, capsys: pytest.CaptureFixture[str]) -> None:

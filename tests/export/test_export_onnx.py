@@ -51,7 +51,14 @@ def test_parity_covers_two_sizes(tmp_path: Path) -> None:
     res = eo.export_checkpoint(ckpt, tmp_path / "repo", exported_at=EXPORTED_AT)
     shapes = {r.shape[2:] for r in res.parity if r.output == "heatmap"}
     assert len(shapes) == 2
-    assert {r.output for r in res.parity} == {"heatmap", "offset", "keypoints", "level_logits"}
+    assert {r.output for r in res.parity} == {
+        "heatmap",
+        "offset",
+        "keypoints",
+        "level_logits",
+        "kp_heatmap",
+        "kp_offset",
+    }
     assert all(r.passed and r.max_abs < 1e-4 for r in res.parity)
 
 

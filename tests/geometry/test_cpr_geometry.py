@@ -113,3 +113,22 @@ def test_rejects_bad_arguments(curve: SpineCurve) -> None:
         make_cpr(vol, curve, u_range_mm=(10.0, -10.0))
     with pytest.raises(ValueError, match="pixel_mm"):
         make_cpr(vol, curve, pixel_mm=0.0)
+
+
+def test_inside_source_with_a_margin(curve: SpineCurve) -> None:
+    """Points on the curve near the volume's first slice: inside, but not 2 mm inside."""
+    vol = oblique_volume((40, 90, 90))
+    cpr = make_cpr(vol, curve)
+    inv = np.linalg.inv(vol.affine)
+    # Walk down the central column of the CPR; find the last row whose point is inside.
+    rows = np.arange(cpr.shape[0], dtype=np.float64)
+    rc = np.c_[rows, np.full_like(rows, (cpr.shape[1] - 1) / 2.0)]
+    inside = cpr.inside_source(rc)
+    assert inside.any() and not inside.all()
+    idx = cpr.pixel_to_lps(rc) @ inv[:3, :3].T + inv[:3, 3]
+    spacing = np.linalg.norm(vol.affine[:3, :3], axis=0)
+    # Distance (mm, per axis) from each point to the nearest face of the volume.
+    to_face = np.minimum(idx + 0.5, np.asarray(vol.shape) - 0.5 - idx) * spacing
+    margin = cpr.inside_source(rc, margin_mm=2.0)
+    np.testing.assert_array_equal(margin, (to_face >= 2.0).all(axis=1))
+    assert margin.sum() < inside.sum()  # some points are inside but within 2 mm of a face

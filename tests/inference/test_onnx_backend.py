@@ -24,7 +24,14 @@ INPUTS = {
 }
 OUTPUT_CHANNELS = {
     LOCALIZER_MODEL: {"column_prob": 1},
-    DETECTOR_MODEL: {"heatmap": 1, "offset": 2, "keypoints": 12, "level_logits": 24},
+    DETECTOR_MODEL: {
+        "heatmap": 1,
+        "offset": 2,
+        "keypoints": 12,
+        "level_logits": 24,
+        "kp_heatmap": 6,
+        "kp_offset": 12,
+    },
 }
 STRIDE = {LOCALIZER_MODEL: 1, DETECTOR_MODEL: 4}
 

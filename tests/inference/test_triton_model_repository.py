@@ -27,6 +27,8 @@ CONTRACT = {
         "offset": (2, -1, -1),
         "keypoints": (12, -1, -1),
         "level_logits": (24, -1, -1),
+        "kp_heatmap": (6, -1, -1),
+        "kp_offset": (12, -1, -1),
     },
 }
 #: Spatial multiples the warm-up shapes must respect (configs/*.yaml divisible_by).

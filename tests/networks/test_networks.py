@@ -22,12 +22,15 @@ def test_localizer_output_shape_and_range() -> None:
 def test_detector_heads_at_stride_4() -> None:
     net = VertebraDetector2D().eval()
     with torch.no_grad():
-        heat, off, kp, lev = net(torch.randn(1, 2, 96, 64))
+        heat, off, kp, lev, kp_heat, kp_off = net(torch.randn(1, 2, 96, 64))
     assert heat.shape == (1, 1, 24, 16) and off.shape == (1, 2, 24, 16)
     assert kp.shape == (1, 12, 24, 16) and lev.shape == (1, 24, 24, 16)
-    # Heatmap prior: the bias of the last heatmap layer is the logit of HEATMAP_PRIOR.
-    bias = float(net.heatmap[-1].bias)
-    assert math.isclose(bias, math.log(0.1 / 0.9), rel_tol=1e-6)
+    assert kp_heat.shape == (1, 6, 24, 16) and kp_off.shape == (1, 12, 24, 16)
+    assert float(kp_heat.min()) >= 0.0 and float(kp_heat.max()) <= 1.0
+    assert len(net.output_names) == 6
+    # Heatmap prior: the bias of the last layer of both heatmaps is the logit of HEATMAP_PRIOR.
+    for head in (net.heatmap, net.kp_heatmap):
+        assert math.isclose(float(head[-1].bias.mean()), math.log(0.1 / 0.9), rel_tol=1e-6)
 
 
 def test_build_model_rejects_unknown_name() -> None:

@@ -7,7 +7,7 @@ import torch
 
 from spinevcf.detector import DetectorConfig, assign_levels, decode_detections
 from spinevcf.schema import LEVEL_INDEX
-from spinevcf.training.losses import centernet_focal_loss, dice_bce_loss, masked_l1
+from spinevcf.training.losses import centernet_focal_loss, dice_bce_loss, keypoint_offset_l1, masked_l1
 from spinevcf.training.targets import encode_detector_targets
 
 
@@ -30,6 +30,8 @@ def test_encode_then_decode_recovers_keypoints_and_levels() -> None:
         "offset": t.offset[None],
         "keypoints": t.keypoints[None],
         "level_logits": logits[None],
+        "kp_heatmap": t.kp_heatmap[None],
+        "kp_offset": t.kp_offset[None],
     }
     cfg = DetectorConfig(keypoint_scale_px=16.0, peak_threshold=0.5)
     dets = assign_levels(decode_detections(outputs, cfg))
@@ -61,3 +63,21 @@ def test_losses_are_small_for_perfect_predictions_and_large_otherwise() -> None:
     y = torch.zeros(1, 1, 4, 4, 4)
     y[..., 1:3, 1:3, 1:3] = 1
     assert float(dice_bce_loss(y * 20 - 10, y)) < float(dice_bce_loss(-y * 20 + 10, y))
+
+
+def test_keypoint_maps_encode_each_point_once_in_its_own_channel() -> None:
+    kps = [_vertebra(40.3, 60.7, 20.0), _vertebra(71.9, 58.2, 22.0)]
+    t = encode_detector_targets((160, 128), kps, [10, 11], keypoint_scale_px=16.0)
+    assert t.kp_heatmap.shape == (6, 40, 32) and t.kp_offset.shape == (12, 40, 32)
+    assert t.kp_mask.sum() == 12  # 6 points x 2 vertebrae
+    for vertebra in kps:
+        for k, point in enumerate(vertebra / 4.0):
+            cell = np.floor(point).astype(int)
+            assert t.kp_mask[k, cell[0], cell[1]] == 1.0
+            assert t.kp_heatmap[k, cell[0], cell[1]] == 1.0
+            np.testing.assert_allclose(t.kp_offset[2 * k : 2 * k + 2, cell[0], cell[1]], point - cell, atol=1e-6)
+    # A keypoint loss is zero for perfect offsets and grows with the error.
+    off = torch.from_numpy(t.kp_offset[None])
+    m = torch.from_numpy(t.kp_mask[None])
+    assert float(keypoint_offset_l1(off, off, m)) == 0.0
+    assert float(keypoint_offset_l1(off + 0.5, off, m)) > 0.4
