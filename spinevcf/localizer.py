@@ -150,7 +150,10 @@ def _largest_component(p: npt.NDArray[np.float32], threshold: float) -> npt.NDAr
 
 
 def column_centroids(
-    prob: npt.ArrayLike, grid_affine: npt.ArrayLike, cfg: LocalizerConfig
+    prob: npt.ArrayLike,
+    grid_affine: npt.ArrayLike,
+    cfg: LocalizerConfig,
+    main_component: npt.NDArray[np.bool_] | None = None,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Per-axial-plane probability-weighted centroids of the column (steps 1-2).
 
@@ -158,6 +161,8 @@ def column_centroids(
         prob: (D, H, W) probabilities on the localizer grid (a leading ``[1, 1]`` is accepted).
         grid_affine: 4x4 grid-index-to-LPS affine.
         cfg: localizer parameters.
+        main_component: the largest 3D component above the threshold, when the caller
+            has it already (computed here otherwise).
 
     Returns:
         ``(points_lps (K, 3), mass (K,))``, one row per plane with enough mass; empty
@@ -168,10 +173,10 @@ def column_centroids(
     if aff.shape != (4, 4):
         raise ValueError(f"grid_affine must be 4x4, got {aff.shape}")
     empty = np.zeros((0, 3)), np.zeros(0)
-    mask = _largest_component(p, cfg.probability_threshold)
+    mask = main_component if main_component is not None else _largest_component(p, cfg.probability_threshold)
     if not mask.any():
         return empty
-    rows = _track_column(p, cfg, float(np.mean(np.linalg.norm(aff[:3, :3], axis=0))))
+    rows = _track_column(p, cfg, float(np.mean(np.linalg.norm(aff[:3, :3], axis=0))), mask)
     if not rows:
         return empty
     idx = np.array([[z, cj, ck] for z, cj, ck, _ in rows], dtype=np.float64)
@@ -203,13 +208,21 @@ def _plane_blobs(plane: npt.NDArray[np.float32], threshold: float, min_mass: flo
     return out
 
 
-def _track_column(p: npt.NDArray[np.float32], cfg: LocalizerConfig, spacing: float) -> list[tuple[float, float, float, float]]:
+def _track_column(
+    p: npt.NDArray[np.float32], cfg: LocalizerConfig, spacing: float, main: npt.NDArray[np.bool_]
+) -> list[tuple[float, float, float, float]]:
     """Follow the column plane by plane from its most certain plane, up and down.
 
     In each axial plane the blob whose centroid is nearest to the track (within
     :data:`MAX_STEP_MM_PER_PLANE` per plane travelled) continues it; other blobs (posterior
     elements or organs mistaken for the column) are ignored. This keeps a column that the
     network broke at a collapsed vertebra, and drops look-alikes beside it.
+
+    Args:
+        p: (D, H, W) probabilities.
+        cfg: localizer parameters.
+        spacing: grid spacing (mm).
+        main: the largest 3D component above the threshold (:func:`_largest_component`).
 
     Returns:
         ``(plane, row, col, mass)`` per tracked plane, sorted by plane.
@@ -219,7 +232,6 @@ def _track_column(p: npt.NDArray[np.float32], cfg: LocalizerConfig, spacing: flo
     if not seeds:
         return []
     # Start in the plane of the heaviest blob that belongs to the largest 3D component.
-    main = _largest_component(p, cfg.probability_threshold)
     seeds = [t for t in seeds if main[t[1], int(round(blobs[t[1]][t[2]][0])), int(round(blobs[t[1]][t[2]][1]))]] or seeds
     _, z0, i0 = max(seeds)
     track = {z0: blobs[z0][i0]}
@@ -257,8 +269,9 @@ def curve_from_probability(
         planes): no spine in view.
     """
     p = _squeeze3(prob)
-    pts, mass = column_centroids(p, grid_affine, cfg)
-    n_voxels = int(_largest_component(p, cfg.probability_threshold).sum())
+    main = _largest_component(p, cfg.probability_threshold)
+    pts, mass = column_centroids(p, grid_affine, cfg, main)
+    n_voxels = int(main.sum())
     if len(pts) < cfg.min_column_planes or n_voxels < cfg.min_column_voxels:
         log.info("no spine column found (%d planes, %d voxels above threshold)", len(pts), n_voxels)
         return None

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 AIR_HU: float = -1000.0
 
 _EDGE_TOL = 1e-6
+#: Slices per slab in :func:`block_mean`.
+_BLOCK_SLAB_SLICES = 16
 
 
 def _grid_directions() -> npt.NDArray[np.float64]:
@@ -104,32 +106,42 @@ def block_mean(array: npt.NDArray[np.generic], factors: tuple[int, int, int]) ->
         if n == 0:
             raise ValueError(f"axis {axis} of size {arr.shape[axis]} is smaller than the block {f}")
         keep.append(n)
-    # Sum the f strided sub-lattices of each axis (one pass over the data per block element,
-    # contiguous inner loops): about twice as fast as reshape + sum over the small axes.
-    out: npt.NDArray[np.float32] | None = None
+    f0 = int(factors[0])
+    out = np.empty((keep[0] // f0, keep[1] // int(factors[1]), keep[2] // int(factors[2])), np.float32)
+    # Slabs of a few slices at a time, so that the intermediate sums stay in the CPU caches
+    # (one pass over a 300 MB volume instead of several).
+    step = f0 * max(1, _BLOCK_SLAB_SLICES // f0)
+    for a in range(0, keep[0], step):
+        b = min(keep[0], a + step)
+        out[a // f0 : b // f0] = _block_sum(arr[a:b, : keep[1], : keep[2]], factors)
+    out *= np.float32(1.0 / float(np.prod([int(f) for f in factors])))
+    return out
+
+
+def _block_sum(arr: npt.NDArray[np.generic], factors: tuple[int, int, int]) -> npt.NDArray[np.float32]:
+    """Sum over blocks of ``factors`` of an array whose shape is a multiple of them.
+
+    Sums the ``f`` strided sub-lattices of each axis (contiguous inner loops): about twice
+    as fast as reshape + sum over the small axes.
+    """
+    out: npt.NDArray[np.generic] = arr
+    converted = False
     for axis, f in enumerate(factors):
         f = int(f)
-        src = arr if out is None else out
         if f == 1:
             continue
         sl = [slice(None)] * 3
-        for a in range(3):
-            if out is None:
-                sl[a] = slice(0, keep[a])
         acc: npt.NDArray[np.float32] | None = None
         for k in range(f):
-            sl[axis] = slice(k, keep[axis], f)
-            part = src[tuple(sl)]
+            sl[axis] = slice(k, None, f)
+            part = out[tuple(sl)]
             if acc is None:
                 acc = part.astype(np.float32, copy=True)
             else:
                 acc += part
         assert acc is not None
-        acc *= np.float32(1.0 / f)
-        out = acc
-    if out is None:
-        return arr[: keep[0], : keep[1], : keep[2]].astype(np.float32)
-    return out
+        out, converted = acc, True
+    return out if converted else out.astype(np.float32)
 
 
 def resample_to_grid(
