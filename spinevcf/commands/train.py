@@ -16,6 +16,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--out", default="runs", help="folder for the checkpoint (default: runs/)")
     p.add_argument("--workers", type=int, default=2, help="processes generating the data cache")
     p.add_argument("--iterations", type=int, default=None, help="override the config's iterations")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="override the config's seed (initialisation, batches, augmentation; the data stay the same), "
+        "e.g. to measure run-to-run variation",
+    )
     p.set_defaults(func=run)
 
 
@@ -26,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     if args.iterations is not None:
         cfg["iterations"] = int(args.iterations)
+    if args.seed is not None:
+        cfg["seed"] = int(args.seed)
     out = Path(args.out)
     if args.model == "localizer":
         from spinevcf.training.train_localizer import train_localizer
