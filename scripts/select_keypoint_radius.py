@@ -24,19 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from spinevcf.evaluate import match_study, roc_auc
+from spinevcf.evaluate import match_study, roc_auc, weighted_kappa
 from spinevcf.pipeline import Pipeline, default_model_repository
 from spinevcf.synth import SynthConfig, generate_case
-
-
-def linear_kappa(truth: list[int], pred: list[int], k: int = 4) -> float:
-    """Linear-weighted Cohen's kappa of two gradings on ``0..k-1``."""
-    observed = np.zeros((k, k))
-    for i, j in zip(truth, pred, strict=True):
-        observed[i, j] += 1
-    weights = np.abs(np.arange(k)[:, None] - np.arange(k)[None, :]) / (k - 1)
-    expected = np.outer(observed.sum(1), observed.sum(0)) / observed.sum()
-    return float(1.0 - (weights * observed).sum() / (weights * expected).sum())
 
 
 def main() -> int:
@@ -73,7 +63,8 @@ def main() -> int:
     for r in args.radii:
         a = acc[r]
         auc = roc_auc(np.asarray(a["fractured"], dtype=bool), np.asarray(a["reduction"]))
-        kappa = linear_kappa([int(x) for x in a["grade_true"]], [int(x) for x in a["grade_pred"]])
+        kappa = weighted_kappa(a["grade_true"], a["grade_pred"])
+        kappa = float("nan") if kappa is None else kappa
         print(
             f"radius {r:g} cells: {len(a['fractured'])} matched vertebrae ({int(sum(a['fractured']))} fractured), "
             f"kappa {kappa:.4f}, reduction AUC {auc:.4f}, keypoint error {np.mean(a['kp_err']):.3f} mm"

@@ -22,9 +22,12 @@ Definitions (method-notes, Genant 1993):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from spinevcf.schema import StudyRecord, VertebraRecord
 
 __all__ = [
     "GRADE_THRESHOLDS",
@@ -37,6 +40,7 @@ __all__ = [
     "grade_column",
     "fracture_probability",
     "patient_probability",
+    "truth_record",
 ]
 
 #: Lower bounds of height reduction for Genant grades 1, 2 and 3.
@@ -174,3 +178,50 @@ def grade_column(
             )
         )
     return out
+
+
+def truth_record(
+    labels: list[str],
+    keypoints_lps_mm: list[npt.ArrayLike],
+    *,
+    study_instance_uid: str,
+    series_instance_uid: str,
+    model_version: str,
+    extra: dict[str, Any],
+) -> StudyRecord:
+    """A ground-truth study record (truth.json) from reference keypoints.
+
+    The heights, reductions, grades and deformity types come from :func:`grade_column`
+    over the listed vertebrae, exactly as for predictions; nothing else decides a grade.
+    Used for synthetic truth (:func:`spinevcf.synth.truth_for`) and for truth derived from
+    VerSe masks (:mod:`spinevcf.io.verse`).
+
+    Args:
+        labels: level names, cranial to caudal.
+        keypoints_lps_mm: per vertebra its (6, 3) keypoints in LPS mm.
+        study_instance_uid: the study's UID.
+        series_instance_uid: the series' UID.
+        model_version: who made the truth (e.g. ``spinevcf-synth 1.2``).
+        extra: stored as the record's ``extra``.
+    """
+    kps = [np.asarray(k, dtype=np.float64) for k in keypoints_lps_mm]
+    grades = grade_column(list(labels), [heights_from_keypoints(k) for k in kps])
+    records = [
+        VertebraRecord(
+            label=label,
+            keypoints_lps_mm=kp.tolist(),
+            heights_mm={k: round(v, 4) for k, v in g.heights_mm.items()},
+            genant_grade=g.genant_grade,
+            deformity=g.deformity,
+            height_reductions_pct={k: round(100.0 * v, 3) for k, v in g.reductions.items()},
+        )
+        for label, kp, g in zip(labels, kps, grades, strict=True)
+    ]
+    return StudyRecord(
+        study_instance_uid=study_instance_uid,
+        series_instance_uid=series_instance_uid,
+        vertebrae=records,
+        patient_fractured=any(r.genant_grade >= 1 for r in records),
+        model_version=model_version,
+        extra=extra,
+    )

@@ -15,6 +15,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from spinevcf.geometry.cpr import CPRImage
+from spinevcf.geometry.profiles import run_around
 from spinevcf.volume import Volume
 
 __all__ = ["lateral_offset", "MAX_LATERAL_OFFSET_MM", "LATERAL_SEARCH_MM", "LATERAL_STEP_MM"]
@@ -70,16 +71,9 @@ def lateral_offset(volume: Volume, cpr: CPRImage, keypoints_px: npt.ArrayLike) -
     shoulder = float(min(np.min(profile[: centre // 2]), np.min(profile[-(centre // 2) :])))
     if core - shoulder < 50.0:  # no contrast between body and surroundings
         return 0.0
-    above = profile > 0.5 * (core + shoulder)
-    if not above[centre]:
+    run = run_around(profile > 0.5 * (core + shoulder), centre)
+    if run is None:  # not above the threshold at the centre, or reaching the window edge
         return 0.0
-    lo = centre
-    while lo > 0 and above[lo - 1]:
-        lo -= 1
-    hi = centre
-    while hi < len(vv) - 1 and above[hi + 1]:
-        hi += 1
-    if lo == 0 or hi == len(vv) - 1:  # the run reaches the window edge: not a body
-        return 0.0
+    lo, hi = run
     offset = 0.5 * (vv[lo] + vv[hi])
     return float(np.clip(offset, -MAX_LATERAL_OFFSET_MM, MAX_LATERAL_OFFSET_MM))

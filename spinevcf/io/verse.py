@@ -90,9 +90,10 @@ from pydicom.uid import generate_uid
 from scipy import ndimage
 
 from spinevcf.errors import InputError, OutputError, SpineVCFError
-from spinevcf.grading import grade_column, heights_from_keypoints
+from spinevcf.geometry.profiles import run_around
+from spinevcf.grading import truth_record
 from spinevcf.io.nifti import load_nifti
-from spinevcf.schema import LEVELS, StudyRecord, VertebraRecord
+from spinevcf.schema import LEVELS, StudyRecord
 from spinevcf.synth.anatomy import KEYPOINT_INSET_MM
 from spinevcf.volume import Volume
 
@@ -469,18 +470,10 @@ def _run_bounds(t: npt.NDArray[np.float64], f: npt.NDArray[np.float32]) -> tuple
 
     ``None`` when the sample at ``t = 0`` is outside or the run reaches an end of the profile.
     """
-    inside = f >= 0.5
-    k0 = int(np.argmin(np.abs(t)))
-    if not inside[k0]:
+    run = run_around(f >= 0.5, int(np.argmin(np.abs(t))))
+    if run is None:
         return None
-    lo = k0
-    while lo > 0 and inside[lo - 1]:
-        lo -= 1
-    hi = k0
-    while hi < len(f) - 1 and inside[hi + 1]:
-        hi += 1
-    if lo == 0 or hi == len(f) - 1:
-        return None
+    lo, hi = run
     dt = float(t[1] - t[0])
     t_lo = t[lo] - dt * float(f[lo] - 0.5) / max(float(f[lo] - f[lo - 1]), 1e-6)
     t_hi = t[hi] + dt * float(f[hi] - 0.5) / max(float(f[hi] - f[hi + 1]), 1e-6)
@@ -827,27 +820,13 @@ def truth_from_geometry(
         elif g.label in RECORD_LABELS and g.keypoints_lps_mm is None:
             reason = g.note if g.partial else f"not measured: {g.note}"
             partial.append({"label": g.name, "center_lps_mm": centre, "reason": reason})
-    kps = [np.asarray(g.keypoints_lps_mm) for g in full]
-    heights = [heights_from_keypoints(k) for k in kps]
-    grades = grade_column([g.name for g in full], heights)
-    records = [
-        VertebraRecord(
-            label=g.name,
-            keypoints_lps_mm=kp.tolist(),
-            heights_mm={k: round(v, 4) for k, v in gr.heights_mm.items()},
-            genant_grade=gr.genant_grade,
-            deformity=gr.deformity,
-            height_reductions_pct={k: round(100.0 * v, 3) for k, v in gr.reductions.items()},
-        )
-        for g, kp, gr in zip(full, kps, grades, strict=True)
-    ]
     ex: dict[str, Any] = {"partial": partial, "transitional": transitional}
     ex.update(extra or {})
-    return StudyRecord(
+    return truth_record(
+        [g.name for g in full],
+        [np.asarray(g.keypoints_lps_mm) for g in full],
         study_instance_uid=uids["study"],
         series_instance_uid=uids["series"],
-        vertebrae=records,
-        patient_fractured=any(r.genant_grade >= 1 for r in records),
         model_version=f"spinevcf-verse {LOADER_VERSION}",
         extra=ex,
     )

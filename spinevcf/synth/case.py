@@ -18,8 +18,8 @@ import numpy.typing as npt
 from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, JPEGLSLossless, RLELossless, generate_uid
 
 from spinevcf.errors import OutputError
-from spinevcf.grading import grade_column, heights_from_keypoints
-from spinevcf.schema import LEVELS, StudyRecord, VertebraRecord
+from spinevcf.grading import truth_record
+from spinevcf.schema import LEVELS, StudyRecord
 from spinevcf.synth.acquisition import Acquisition, sample_acquisition, scanner_affine, simulate
 from spinevcf.synth.config import SynthConfig
 from spinevcf.synth.phantom import GENERATOR_VERSION, Phantom, sample_phantom
@@ -94,7 +94,7 @@ def truth_for(
     uids: dict[str, str],
     circle: bool = False,
 ) -> StudyRecord:
-    """Ground truth of ``phantom`` seen on a grid: vertebrae fully inside, graded by :func:`grade_column`."""
+    """Ground truth of ``phantom`` seen on a grid: vertebrae fully inside, graded by :func:`spinevcf.grading.truth_record`."""
     aff = np.asarray(affine, dtype=np.float64)
     full: list[Vertebra] = []
     partial: list[dict[str, object]] = []
@@ -106,31 +106,13 @@ def truth_for(
             full.append(vb)
         elif frac > 0.0:
             partial.append({"label": vb.level, "center_lps_mm": np.round(vb.keypoints().mean(axis=0), 3).tolist()})
-    kps = [vb.keypoints() for vb in full]
-    heights = [heights_from_keypoints(k) for k in kps]
-    grades = grade_column([vb.level for vb in full], heights)
-    records = [
-        VertebraRecord(
-            label=vb.level,
-            keypoints_lps_mm=kp.tolist(),
-            heights_mm={k: round(v, 4) for k, v in g.heights_mm.items()},
-            genant_grade=g.genant_grade,
-            deformity=g.deformity,
-            height_reductions_pct={k: round(100.0 * v, 3) for k, v in g.reductions.items()},
-        )
-        for vb, kp, g in zip(full, kps, grades, strict=True)
-    ]
-    return StudyRecord(
+    return truth_record(
+        [vb.level for vb in full],
+        [vb.keypoints() for vb in full],
         study_instance_uid=uids["study"],
         series_instance_uid=uids["series"],
-        vertebrae=records,
-        patient_fractured=any(r.genant_grade >= 1 for r in records),
         model_version=f"spinevcf-synth {GENERATOR_VERSION}",
-        extra={
-            "partial": partial,
-            "seed": phantom.seed,
-            "patient": phantom.info,
-        },
+        extra={"partial": partial, "seed": phantom.seed, "patient": phantom.info},
     )
 
 

@@ -224,21 +224,45 @@ def make_detector_items(seed: int, cfg: dict[str, Any]) -> list[DetectorItem]:
         if curve is None:
             continue
         cpr = make_cpr(vol, curve, **dcfg.cpr_kwargs())
-        kps, levels, ignore = [], [], []
+        bodies = []
         for vb in phantom.spine.vertebrae:
+            if vb.level not in LEVEL_INDEX:
+                continue
             kp3 = np.asarray(vb.keypoints(), dtype=np.float64)
-            px = cpr.lps_to_pixel(kp3)
             inside_fov = (kp3[:, 2] <= z_hi_vol - FOV_EDGE_MARGIN_MM).all() and (
                 kp3[:, 2] >= z_lo_vol + FOV_EDGE_MARGIN_MM
             ).all()
-            in_image = (px[:, 0] >= 0).all() and (px[:, 0] < cpr.valid_rows).all()
-            if vb.level in LEVEL_INDEX and inside_fov and in_image:
-                kps.append(px)
-                levels.append(LEVEL_INDEX[vb.level])
-            elif (px[:, 0] > -20).any() and (px[:, 0] < cpr.valid_rows + 20).any() and vb.level in LEVEL_INDEX:
-                ignore.append(px.mean(axis=0))
+            bodies.append((kp3, LEVEL_INDEX[vb.level], bool(inside_fov)))
+        kps, levels, ignore = _cpr_annotations(cpr, int(cpr.valid_rows), bodies)
         items.append(DetectorItem(cpr.image.astype(np.float32), kps, levels, ignore))
     return items
+
+
+def _cpr_annotations(
+    cpr: Any, rows: int, bodies: list[tuple[npt.NDArray[np.float64], int, bool]]
+) -> tuple[list[npt.NDArray[np.float64]], list[int], list[npt.NDArray[np.float64]]]:
+    """Detector annotations of one training CPR.
+
+    Args:
+        cpr: the CPR.
+        rows: its valid rows.
+        bodies: per vertebral body its (6, 3) LPS keypoints, level index and whether it lies
+            inside the scanned field of view (with the margin).
+
+    Returns:
+        ``(keypoints_px, levels, ignore_centres_px)``: bodies inside the field of view and
+        the image are annotated; others near the image are "ignore" centres.
+    """
+    kps, levels, ignore = [], [], []
+    for kp3, level, inside_fov in bodies:
+        px = cpr.lps_to_pixel(kp3)
+        in_image = (px[:, 0] >= 0).all() and (px[:, 0] < rows).all()
+        if inside_fov and in_image:
+            kps.append(px)
+            levels.append(level)
+        elif (px[:, 0] > -20).any() and (px[:, 0] < rows + 20).any():
+            ignore.append(px.mean(axis=0))
+    return kps, levels, ignore
 
 
 # --------------------------------------------------------------------------- VerSe items
@@ -445,6 +469,11 @@ def make_verse_detector_items(study: Any, cfg: dict[str, Any]) -> list[DetectorI
     margin_idx = FOV_EDGE_MARGIN_MM / vol.spacing
     truth = study.truth
     ignore_lps = [np.asarray(p["center_lps_mm"], dtype=np.float64) for p in (truth.extra or {}).get("partial", [])]
+    bodies = []
+    for rec in truth.vertebrae:
+        idx = vol.lps_to_index(rec.keypoints)
+        inside_fov = bool(np.all(idx >= margin_idx) and np.all(idx <= n - margin_idx))
+        bodies.append((rec.keypoints, LEVEL_INDEX[rec.label], inside_fov))
     dcfg = DetectorConfig.from_dict(cfg["model_config"])
     items: list[DetectorItem] = []
     for _ in range(int(cfg.get("cprs_per_case", 2))):
@@ -453,18 +482,7 @@ def make_verse_detector_items(study: Any, cfg: dict[str, Any]) -> list[DetectorI
             continue
         cpr = make_cpr(vol, curve, **dcfg.cpr_kwargs())
         rows = int(cpr.valid_rows if cpr.valid_rows is not None else cpr.image.shape[1])
-        kps, levels, ignore = [], [], []
-        for rec in truth.vertebrae:
-            kp3 = rec.keypoints
-            px = cpr.lps_to_pixel(kp3)
-            idx = vol.lps_to_index(kp3)
-            inside_fov = bool(np.all(idx >= margin_idx) and np.all(idx <= n - margin_idx))
-            in_image = (px[:, 0] >= 0).all() and (px[:, 0] < rows).all()
-            if inside_fov and in_image:
-                kps.append(px)
-                levels.append(LEVEL_INDEX[rec.label])
-            elif (px[:, 0] > -20).any() and (px[:, 0] < rows + 20).any():
-                ignore.append(px.mean(axis=0))
+        kps, levels, ignore = _cpr_annotations(cpr, rows, bodies)
         for c in ignore_lps:
             px = cpr.lps_to_pixel(c[None])[0]
             if -20 < px[0] < rows + 20:
