@@ -1,4 +1,4 @@
-"""Helpers that run the DICOM command-line validators (dciodvfy, dsrdump)."""
+"""Helpers that run the DICOM command-line validators (dciodvfy, dsrdump) in the tests."""
 
 from __future__ import annotations
 
@@ -33,11 +33,16 @@ def require_tool(name: str) -> str:
     return found
 
 
-def dciodvfy_errors(path: Path) -> tuple[list[str], list[str]]:
-    """(error lines, warning lines) dciodvfy prints for a file."""
+def dciodvfy_output(path: Path) -> str:
+    """Everything dciodvfy prints for a file (stdout, then stderr)."""
     exe = require_tool("dciodvfy")
     proc = subprocess.run([exe, str(path)], capture_output=True, text=True, timeout=60)
-    lines = (proc.stdout + proc.stderr).splitlines()
+    return proc.stdout + proc.stderr
+
+
+def dciodvfy_errors(path: Path) -> tuple[list[str], list[str]]:
+    """(error lines, warning lines) dciodvfy prints for a file."""
+    lines = dciodvfy_output(path).splitlines()
     return [ln for ln in lines if ln.startswith("Error")], [ln for ln in lines if ln.startswith("Warning")]
 
 

@@ -1,13 +1,20 @@
 """One model-free stand-in for :class:`spinevcf.pipeline.Pipeline` (tests only).
 
-Used by the application tests (in-process and ``python -m app`` subprocesses) and the
-reliability tests. It runs the real code wherever no model is involved: the real CPR
-along a straight vertical curve and the real :meth:`Pipeline.grade` of an empty column;
-it never detects a vertebra.
+Used by the application tests (in-process and subprocesses) and the reliability tests. It
+runs the real code wherever no model is involved: the real CPR along a straight vertical
+curve and the real :meth:`Pipeline.grade` of an empty column; it never detects a vertebra.
+
+``python -m tests.fake_pipeline ARGS`` runs the real application (argument parsing,
+Holoscan graph, loader, output writer, exit codes) with this stand-in, so the process-level
+contract (one-line errors, exit codes, no traceback, no partial outputs) is checked without
+models; ``SPINEVCF_FAKE_SPINE=1`` (:data:`FAKE_SPINE_ENV`) makes it produce a CPR.
 """
 
 from __future__ import annotations
 
+import functools
+import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -18,7 +25,10 @@ from spinevcf.pipeline import Pipeline, PipelineResult
 from spinevcf.schema import StudyRecord
 from spinevcf.volume import Volume
 
-__all__ = ["FakePipeline", "COLUMN_ROW_FRACTION"]
+__all__ = ["FakePipeline", "COLUMN_ROW_FRACTION", "FAKE_SPINE_ENV", "main"]
+
+#: Environment variable of :func:`main`: "1" makes the stand-in produce a CPR (all outputs written).
+FAKE_SPINE_ENV = "SPINEVCF_FAKE_SPINE"
 
 #: Row (fraction of the rows) of the straight curve: where the bone column of the
 #: application tests' water-cylinder volumes lies (tests/app/_app_studies.make_volume).
@@ -77,3 +87,17 @@ class FakePipeline:
     def close(self) -> None:
         """Nothing to release."""
         self.closed = True
+
+
+def main() -> int:
+    """Run ``app.__main__.main`` with the application's pipeline replaced by the stand-in."""
+    import app.app as app_module
+    from app.__main__ import main as app_main
+
+    spine = os.environ.get(FAKE_SPINE_ENV) == "1"
+    app_module.Pipeline = functools.partial(FakePipeline, spine=spine)  # type: ignore[misc,assignment]
+    return app_main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pydicom
@@ -14,6 +13,7 @@ import app.app as app_module
 from app.app import SpineVCFApp
 from app.settings import AppSettings
 from spinevcf.errors import NoCTSeriesError
+from tests.dicom_tools import dciodvfy_errors
 from tests.fake_pipeline import FakePipeline
 
 STAGES = ("load", "localize", "cpr", "detect", "grade")
@@ -28,10 +28,6 @@ def _run(
     app.run()
     return app, fake
 
-
-def _dciodvfy_errors(path: Path) -> list[str]:
-    proc = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
-    return [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("Error")]
 
 
 def test_graph_writes_all_outputs(
@@ -59,7 +55,7 @@ def test_sr_and_capture_pass_dciodvfy(
 ) -> None:
     app, _ = _run(monkeypatch, studies["ct"], tmp_path / "out", spine=True)
     for kind in ("sr", "capture"):
-        assert _dciodvfy_errors(app.state.outputs[kind]) == [], kind
+        assert dciodvfy_errors(app.state.outputs[kind])[0] == [], kind
 
 
 def test_no_spine_gives_valid_empty_report(
@@ -73,7 +69,7 @@ def test_no_spine_gives_valid_empty_report(
     assert results["vertebrae"] == []
     assert "sr" in app.state.outputs and app.state.outputs["sr"].is_file()
     if shutil.which("dciodvfy"):
-        assert _dciodvfy_errors(app.state.outputs["sr"]) == []
+        assert dciodvfy_errors(app.state.outputs["sr"])[0] == []
 
 
 def test_no_ct_raises_and_writes_nothing(

@@ -16,15 +16,8 @@ from pathlib import Path
 
 from _app_studies import PATIENT, REPO, needs_models
 
-HERE = Path(__file__).resolve().parent
-_FAKE_DRIVER = (
-    "import sys; sys.path[:0] = [{repo!r}, {here!r}]\n"
-    "import app.app as a\n"
-    "from tests.fake_pipeline import FakePipeline\n"
-    "a.Pipeline = lambda *args, **kw: FakePipeline(spine={spine})\n"
-    "from app.__main__ import main\n"
-    "sys.exit(main())\n"
-)
+from tests.dicom_tools import dciodvfy_errors
+from tests.fake_pipeline import FAKE_SPINE_ENV
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -39,7 +32,8 @@ def _app(
     if fake is None:
         cmd = [sys.executable, "-m", "app", *args]
     else:
-        cmd = [sys.executable, "-c", _FAKE_DRIVER.format(repo=str(REPO), here=str(HERE), spine=fake), *args]
+        cmd = [sys.executable, "-m", "tests.fake_pipeline", *args]
+        env = {**(env or _env()), FAKE_SPINE_ENV: "1" if fake else "0"}
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env=env or _env())
 
 
@@ -57,10 +51,6 @@ def _assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, te
     errors = [line for line in proc.stderr.splitlines() if line.startswith("spinevcf: error:")]
     assert len(errors) == 1 and text in errors[0], proc.stderr[-2000:]
 
-
-def _dciodvfy_errors(path: Path) -> list[str]:
-    proc = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=60)
-    return [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("Error")]
 
 
 def test_study_fake(studies: dict[str, Path], tmp_path: Path) -> None:
@@ -108,7 +98,7 @@ def test_study_with_models(studies: dict[str, Path], tmp_path: Path) -> None:
     _assert_no_patient_data(proc)
     if shutil.which("dciodvfy"):
         for path in [*srs, *out.glob("sc_*.dcm")]:
-            assert _dciodvfy_errors(path) == [], path.name
+            assert dciodvfy_errors(path)[0] == [], path.name
 
 
 @needs_models

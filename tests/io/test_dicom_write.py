@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import numpy as np
 import pydicom
 import pytest
@@ -13,6 +10,7 @@ from pydicom.uid import RLELossless
 from spinevcf.io import write_ct_series
 from spinevcf.io.dicom_write import patient_position_from_orientation
 from spinevcf.volume import Volume
+from tests.dicom_tools import dciodvfy_output, require_tool
 
 
 def test_attributes_and_geometry(tmp_path, h) -> None:
@@ -93,12 +91,7 @@ def test_rejects_bad_arguments(tmp_path, h) -> None:
 
 @pytest.mark.parametrize("syntax", [pydicom.uid.ExplicitVRLittleEndian, RLELossless], ids=lambda u: u.name)
 def test_dciodvfy_reports_no_errors(tmp_path, h, syntax) -> None:
-    if shutil.which("dciodvfy") is None:
-        subprocess.run(["bash", "scripts/install_system_deps.sh"], check=False, capture_output=True)
-    if shutil.which("dciodvfy") is None:
-        pytest.skip(
-            "dciodvfy (dicom3tools) is not installed and scripts/install_system_deps.sh could not install it"
-        )
+    require_tool("dciodvfy")
     paths = write_ct_series(
         h.make_volume(h.make_affine(tilt_deg=5.0)),
         tmp_path,
@@ -106,8 +99,7 @@ def test_dciodvfy_reports_no_errors(tmp_path, h, syntax) -> None:
         convolution_kernel="STANDARD",
     )
     for p in (paths[0], paths[-1]):
-        res = subprocess.run(["dciodvfy", str(p)], capture_output=True, text=True, check=False)
-        out = res.stdout + res.stderr
+        out = dciodvfy_output(p)
         assert "CTImage" in out, out
         errors = [line for line in out.splitlines() if line.startswith("Error")]
         assert not errors, out

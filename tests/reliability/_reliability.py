@@ -55,12 +55,12 @@ def run_app_subprocess(
         input_dir: ``-i``.
         output_dir: ``-o``.
         *extra: more arguments (``--triton-url ...``).
-        fake: run through ``tests/reliability/_fake_app.py`` (the app with a model-free
-            stand-in pipeline) instead of ``python -m app`` with the committed models.
+        fake: run ``python -m tests.fake_pipeline`` (the app with a model-free stand-in
+            pipeline) instead of ``python -m app`` with the committed models.
         timeout: seconds before the run counts as a hang (the test fails).
     """
     if fake:
-        cmd = [sys.executable, str(Path(__file__).with_name("_fake_app.py"))]
+        cmd = [sys.executable, "-m", "tests.fake_pipeline"]
     else:
         cmd = [sys.executable, "-m", "app", "-m", str(REPO / "model_repository")]
     cmd += ["-i", str(input_dir), "-o", str(output_dir), *extra]

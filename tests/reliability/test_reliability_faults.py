@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from _fake_app import FAKE_SPINE_ENV
 from _reliability import require_models, run_app_subprocess
 from corpus import write_valid
 from PIL import Image
@@ -29,7 +28,7 @@ from app.app import SpineVCFApp
 from app.settings import AppSettings
 from spinevcf.errors import InferenceServerError, OutputError
 from spinevcf.pipeline import process_study
-from tests.fake_pipeline import FakePipeline
+from tests.fake_pipeline import FAKE_SPINE_ENV, FakePipeline
 
 PRE_EXISTING = "pre_existing.txt"
 #: Files the fake pipeline with a spine makes the writer produce.

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from _fake_app import FakePipeline
 from _reliability import patient_strings
 from corpus import CASES, Case, build_malicious_uids, write_valid
 
@@ -28,6 +27,7 @@ from spinevcf.commands.run import is_valid_uid, output_names
 from spinevcf.errors import InputError, OutputError, SpineVCFError
 from spinevcf.io.dicom import load_study
 from spinevcf.report.writer import dicom_file_name
+from tests.fake_pipeline import FakePipeline
 
 FORBIDDEN = patient_strings()
 

@@ -17,8 +17,7 @@ from spinevcf.report.capture import (
     save_png,
 )
 from spinevcf.schema import StudyRecord
-
-from ._tools import dciodvfy_errors
+from tests.dicom_tools import dciodvfy_errors
 
 SCALE = 2
 

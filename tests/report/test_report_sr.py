@@ -14,8 +14,7 @@ from spinevcf._version import __version__
 from spinevcf.report import codes as C
 from spinevcf.report.sr import build_sr, read_sr_measurements, read_sr_patient_findings
 from spinevcf.schema import StudyRecord
-
-from ._tools import dciodvfy_errors, dsrdump
+from tests.dicom_tools import dciodvfy_errors, dsrdump
 
 # The only dciodvfy warning accepted: it does not know private coding schemes.
 PRIVATE_SCHEME_WARNING = "Unrecognized defined term <99SPINEVCF>"
