@@ -77,6 +77,7 @@ class SpineVCFApp(Application):
         self.add_flow(loader, localizer, {("volume", "volume")})
         self.add_flow(loader, cpr, {("volume", "volume")})
         self.add_flow(localizer, cpr, {("curve", "curve")})
+        self.add_flow(loader, detector, {("volume", "volume")})
         self.add_flow(cpr, detector, {("cpr", "cpr")})
         self.add_flow(loader, grading, {("volume", "volume")})
         self.add_flow(cpr, grading, {("cpr", "cpr")})

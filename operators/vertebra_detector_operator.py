@@ -20,6 +20,7 @@ class VertebraDetectorOperator(StageOperator):
     """Runs the 2D keypoint detector and names the levels (:meth:`Pipeline.detect`).
 
     Named Input:
+        volume: :class:`spinevcf.volume.Volume` (the ribs that anchor the level names).
         cpr: :class:`spinevcf.geometry.CPRImage` or ``None``.
 
     Named Output:
@@ -36,6 +37,7 @@ class VertebraDetectorOperator(StageOperator):
     def __init__(
         self, fragment: Fragment, *args: Any, pipeline: Pipeline, state: RunState, **kwargs: Any
     ) -> None:
+        self.input_name_volume = "volume"
         self.input_name_cpr = "cpr"
         self.output_name_detections = "detections"
         self.pipeline = pipeline
@@ -43,12 +45,14 @@ class VertebraDetectorOperator(StageOperator):
 
     def setup(self, spec: OperatorSpec) -> None:
         """Declare the ports."""
+        spec.input(self.input_name_volume)
         spec.input(self.input_name_cpr)
         spec.output(self.output_name_detections)
 
     def process(self, op_input: InputContext, op_output: OutputContext) -> None:
         """Detect vertebrae on the CPR and emit the detections."""
+        volume = op_input.receive(self.input_name_volume)
         cpr = op_input.receive(self.input_name_cpr)
-        detections = [] if cpr is None else self.pipeline.detect(cpr)
+        detections = [] if cpr is None else self.pipeline.detect(cpr, volume)
         log.info("detected %d vertebral bodies", len(detections))
         op_output.emit(detections, self.output_name_detections)

@@ -27,6 +27,7 @@ from spinevcf.inference.factory import make_backend
 from spinevcf.inference.onnx_backend import load_model_config
 from spinevcf.localizer import LocalizerConfig, curve_from_probability
 from spinevcf.localizer import preprocess as localizer_preprocess
+from spinevcf.ribs import anchor_levels, find_ribs
 from spinevcf.schema import LEVELS, StudyRecord, VertebraRecord
 from spinevcf.volume import Volume
 
@@ -77,6 +78,8 @@ class Pipeline:
         backend: an explicit backend (tests); overrides ``triton_url``.
         lateral_refinement: map each body's keypoints in its own mid-sagittal plane
             (measured from the CT) instead of the CPR plane.
+        rib_anchor: fix the offset of the detector's level names with the rib-bearing
+            vertebrae (:mod:`spinevcf.ribs`).
 
     Example:
         >>> pipe = Pipeline(default_model_repository())  # doctest: +SKIP
@@ -91,6 +94,7 @@ class Pipeline:
         triton_protocol: str = "grpc",
         backend: InferenceBackend | None = None,
         lateral_refinement: bool = True,
+        rib_anchor: bool = True,
     ) -> None:
         repo = Path(model_repository) if model_repository is not None else default_model_repository()
         if not repo.is_dir():
@@ -100,6 +104,7 @@ class Pipeline:
         self.detector_config = DetectorConfig.from_dict(load_model_config(repo, DETECTOR_MODEL))
         self.backend = backend or make_backend(repo, triton_url=triton_url, protocol=triton_protocol)
         self.lateral_refinement = lateral_refinement
+        self.rib_anchor = rib_anchor
         self.model_version = f"spinevcf {__version__}"
 
     # -- stages -------------------------------------------------------------------------
@@ -114,8 +119,13 @@ class Pipeline:
         """Straighten the CT along ``curve``."""
         return make_cpr(volume, curve, **self.detector_config.cpr_kwargs())
 
-    def detect(self, cpr: CPRImage) -> list[Detection]:
-        """Detect vertebral bodies and their keypoints on the CPR; name their levels."""
+    def detect(self, cpr: CPRImage, volume: Volume) -> list[Detection]:
+        """Detect vertebral bodies and their keypoints on the CPR; name their levels.
+
+        The detector names the levels (ordered, no duplicates); with ``rib_anchor`` on, the
+        names are then shifted so that the rib-bearing bodies found in ``volume`` are the
+        thoracic ones (:func:`spinevcf.ribs.anchor_levels`).
+        """
         x = preprocess_cpr(cpr, self.detector_config)
         out = self.backend.infer(DETECTOR_MODEL, {"image": x})
         dets = decode_detections(out, self.detector_config)
@@ -123,6 +133,8 @@ class Pipeline:
         # by the CPR or the scanned volume are dropped: their keypoints are extrapolated, so
         # their heights are not measurements (and must not serve as neighbours for grading).
         dets = assign_levels([d for d in dets if d.center_px[0] < cpr.valid_rows])
+        if self.rib_anchor and dets:
+            dets = anchor_levels(dets, find_ribs(volume, cpr, dets))
         complete = [d for d in dets if d.label is not None and self._complete(cpr, d)]
         if len(complete) < len(dets):
             log.info("dropped %d vertebral bodies cut by the field of view", len(dets) - len(complete))
@@ -202,7 +214,7 @@ class Pipeline:
             cpr = self.reformat(volume, curve)
             timings["cpr"] = time.perf_counter() - t
             t = time.perf_counter()
-            detections = self.detect(cpr)
+            detections = self.detect(cpr, volume)
             timings["detect"] = time.perf_counter() - t
         t = time.perf_counter()
         record = self.grade(volume, cpr, detections)

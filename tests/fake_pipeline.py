@@ -67,7 +67,7 @@ class FakePipeline:
         self.calls.append("reformat")
         return make_cpr(volume, curve)
 
-    def detect(self, cpr: CPRImage) -> list[Any]:
+    def detect(self, cpr: CPRImage, volume: Volume) -> list[Any]:
         """Nothing found."""
         self.calls.append("detect")
         return []
@@ -81,7 +81,7 @@ class FakePipeline:
         """All stages, as :meth:`Pipeline.run`."""
         curve = self.localize(volume)
         cpr = None if curve is None else self.reformat(volume, curve)
-        dets = [] if cpr is None else self.detect(cpr)
+        dets = [] if cpr is None else self.detect(cpr, volume)
         return PipelineResult(record=self.grade(volume, cpr, dets), cpr=cpr, timings_s={})
 
     def close(self) -> None:

@@ -64,7 +64,7 @@ def test_server_going_down_mid_study_is_a_clear_error(tmp_path, committed_triton
         cpr = pipe.reformat(case.volume, curve)
         server_iter.close()  # stops the server (the generator's finally block)
         with pytest.raises(InferenceServerError) as err:
-            dets = pipe.detect(cpr)
+            dets = pipe.detect(cpr, case.volume)
             write_study_outputs(out, case.volume, pipe.run(case.volume))  # not reached
             del dets
         assert "Triton" in str(err.value) or "server" in str(err.value)
