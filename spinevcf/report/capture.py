@@ -139,9 +139,11 @@ def render_annotated_cpr(
         (img.shape[1] * scale, img.shape[0] * scale), Image.Resampling.BICUBIC
     )
     img_w, img_h = gray.size
-    panel_w = int(font_px * 19)
     header_h = 3 * line_h + 10
     drawn = [v for v in record.vertebrae if v.cpr_keypoints_px is not None]
+    # The label panel is as wide as its longest line (a long deformity name must not be cut).
+    widest = max((font.getlength(line) for v in drawn for line in _label_lines(v)), default=0.0)
+    panel_w = max(int(font_px * 19), int(np.ceil(widest)) + 16)
     skipped = len(record.vertebrae) - len(drawn)
     label_block = 2 * line_h + 6
     canvas_h = header_h + max(img_h, label_block * len(drawn) + 10)

@@ -38,7 +38,7 @@ def synthetic_cpr(record: StudyRecord, shape: tuple[int, int] = (160, 96)) -> np
 
 def _header_rows(rgb_with: np.ndarray, rgb_without: np.ndarray) -> int:
     """Height of the header band above the enlarged CPR (the CPR is taller than the label stack here)."""
-    assert rgb_with.shape == rgb_without.shape
+    assert rgb_with.shape[0] == rgb_without.shape[0]
     return rgb_with.shape[0] - 160 * SCALE
 
 
@@ -63,6 +63,10 @@ def test_render_draws_keypoints_and_grade_colours(record: StudyRecord, tmp_path:
     assert tuple(rgb[y, x]) == GRADE_COLORS[2]
     path = save_png(rgb, tmp_path / "p.png")
     assert np.array_equal(np.asarray(Image.open(path).convert("RGB")), rgb)
+    # The label panel is wide enough for its longest line: the right margin below the
+    # header stays background (no text cut at the edge).
+    margin = rgb[header:, -6:]
+    assert (margin == margin[0, 0]).all()
 
 
 def test_render_without_vertebrae_and_bad_input(record: StudyRecord) -> None:
@@ -96,3 +100,17 @@ def test_secondary_capture_validates_and_reads_back(
 def test_save_png_rejects_wrong_array(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="uint8"):
         save_png(np.zeros((4, 4, 3), np.float32), tmp_path / "x.png")
+
+
+def test_render_panel_fits_the_longest_label(record: StudyRecord) -> None:
+    """A moderate biconcave deformity with its probability is the longest first line."""
+    import dataclasses
+
+    img = synthetic_cpr(record)
+    long = [
+        dataclasses.replace(v, genant_grade=2, deformity="biconcave", fracture_probability=0.97)
+        for v in record.vertebrae
+    ]
+    rgb = render_annotated_cpr(img, dataclasses.replace(record, vertebrae=long), scale=1)
+    margin = rgb[60:, -6:]
+    assert (margin == margin[0, 0]).all()
