@@ -35,11 +35,6 @@ def main() -> int:
     ap.add_argument("--models", type=Path, default=None)
     ap.add_argument("--seeds", type=int, nargs=2, default=(100100, 100160), metavar=("START", "STOP"))
     ap.add_argument("--radii", type=float, nargs="+", default=[0.0, 1.0, 2.0, 3.0, 4.0])
-    ap.add_argument(
-        "--towards-centre",
-        action="store_true",
-        help="search along the segment from the body centre to the regressed keypoint",
-    )
     args = ap.parse_args()
     pipe = Pipeline(args.models or default_model_repository())
     base = pipe.detector_config
@@ -53,9 +48,7 @@ def main() -> int:
             continue
         cpr = pipe.reformat(case.volume, curve)
         for r in args.radii:
-            pipe.detector_config = dataclasses.replace(
-                base, keypoint_search_cells=r, keypoint_search_towards_centre=args.towards_centre
-            )
+            pipe.detector_config = dataclasses.replace(base, keypoint_search_cells=r)
             record = pipe.grade(case.volume, cpr, pipe.detect(cpr, case.volume))
             a = acc[r]
             for t, p in match_study(case.truth, record).pairs:

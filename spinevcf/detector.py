@@ -94,10 +94,6 @@ class DetectorConfig:
         keypoint_peak_threshold: minimum ``kp_heatmap`` value of a keypoint refinement.
         keypoint_search_cells: radius (heatmap cells) around a regressed keypoint in which
             its refinement is searched.
-        keypoint_search_towards_centre: search within ``keypoint_search_cells`` of the
-            segment from the regressed keypoint to the body centre's row (along the column
-            axis) instead of around the regressed keypoint only: a collapsed endplate lies
-            on that segment, since the regression carries a normal body's height.
 
     Example:
         >>> DetectorConfig(keypoint_scale_px=32.0).stride
@@ -121,7 +117,6 @@ class DetectorConfig:
     calibration: tuple[float, float] = (0.20, 0.02)
     keypoint_peak_threshold: float = 0.1
     keypoint_search_cells: float = 1.0
-    keypoint_search_towards_centre: bool = False
 
     def cpr_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :func:`spinevcf.geometry.cpr.make_cpr` the model was trained with."""
@@ -298,8 +293,7 @@ def decode_detections(outputs: dict[str, npt.NDArray[Any]], cfg: DetectorConfig)
             if a.shape[1:] != heat.shape:
                 raise ValueError(f"output {name!r} has spatial shape {a.shape[1:]}, heatmap {heat.shape}")
         kept = [
-            replace(d, keypoints_px=refine_keypoints(d.keypoints_px, kp_heat, kp_off, cfg, center_px=d.center_px))
-            for d in kept
+            replace(d, keypoints_px=refine_keypoints(d.keypoints_px, kp_heat, kp_off, cfg)) for d in kept
         ]
     log.debug("decoded %d detection(s) from %d peak(s)", len(kept), len(ys))
     return kept
@@ -310,8 +304,6 @@ def refine_keypoints(
     kp_heat: npt.NDArray[np.float64],
     kp_off: npt.NDArray[np.float64],
     cfg: DetectorConfig,
-    *,
-    center_px: npt.ArrayLike | None = None,
 ) -> npt.NDArray[np.float64]:
     """Move each regressed keypoint to the peak of its own keypoint map nearby.
 
@@ -319,12 +311,7 @@ def refine_keypoints(
         keypoints_px: (6, 2) keypoints regressed from the centre (input pixels).
         kp_heat: (6, h, w) keypoint maps.
         kp_off: (12, h, w) keypoint sub-cell offsets.
-        cfg: ``stride``, ``keypoint_search_cells``, ``keypoint_peak_threshold``,
-            ``keypoint_search_towards_centre``.
-        center_px: the body centre (input pixels); with
-            ``cfg.keypoint_search_towards_centre`` the search region is the segment from the
-            regressed keypoint to the centre's row in the keypoint's column, widened by the
-            radius.
+        cfg: ``stride``, ``keypoint_search_cells``, ``keypoint_peak_threshold``.
 
     Returns:
         (6, 2) keypoints; a keypoint without a peak of at least the threshold within the
@@ -342,25 +329,19 @@ def refine_keypoints(
     r = int(np.ceil(radius))
     _, h, w = kp_heat.shape
     out = np.array(keypoints_px, dtype=np.float64, copy=True)
-    towards = cfg.keypoint_search_towards_centre and center_px is not None
-    c_row = float(np.asarray(center_px, dtype=np.float64)[0]) / stride if towards else None
     for k in range(out.shape[0]):
         p = out[k] / stride
-        a = np.array([c_row, p[1]]) if c_row is not None else p  # segment a -> p (or the point p)
-        lo_y, hi_y = min(a[0], p[0]), max(a[0], p[0])
-        lo_x, hi_x = min(a[1], p[1]), max(a[1], p[1])
-        y0, y1 = max(0, int(np.floor(lo_y)) - r), min(h, int(np.floor(hi_y)) + r + 2)
-        x0, x1 = max(0, int(np.floor(lo_x)) - r), min(w, int(np.floor(hi_x)) + r + 2)
+        cy, cx = int(np.floor(p[0])), int(np.floor(p[1]))
+        y0, y1 = max(0, cy - r), min(h, cy + r + 2)
+        x0, x1 = max(0, cx - r), min(w, cx + r + 2)
         if y0 >= y1 or x0 >= x1:
             continue
         win = kp_heat[k, y0:y1, x0:x1]
         yy, xx = np.mgrid[y0:y1, x0:x1]
-        # Distance from the segment to each cell's sub-cell position.
+        # Distance from the regressed point to each cell's sub-cell position.
         py = yy + kp_off[2 * k, y0:y1, x0:x1]
         px = xx + kp_off[2 * k + 1, y0:y1, x0:x1]
-        seg = p - a
-        t = np.clip(((py - a[0]) * seg[0] + (px - a[1]) * seg[1]) / max(float(seg @ seg), 1e-12), 0.0, 1.0)
-        near = np.hypot(py - (a[0] + t * seg[0]), px - (a[1] + t * seg[1])) <= radius
+        near = np.hypot(py - p[0], px - p[1]) <= radius
         score = np.where(near & (win >= cfg.keypoint_peak_threshold), win, -1.0)
         j = int(np.argmax(score))
         if score.flat[j] < 0:
