@@ -78,6 +78,19 @@ def test_anchor_one_missed_mid_thoracic_rib_does_not_move_the_names() -> None:
     assert [d.label for d in anchor_levels(labelled(names), evidence(found))] == names
 
 
+def test_anchor_one_sided_false_rib_below_t12_does_not_move_the_names() -> None:
+    # e.g. a contrast-filled renal pelvis on one side at L1 taken for a rib
+    names = ["T9", "T10", "T11", "T12", "L1", "L2", "L3"]
+    ev = RibEvidence([], np.array([2, 2, 2, 2, 1, 0, 0]), 25.0 * np.arange(7))
+    assert [d.label for d in anchor_levels(labelled(names), ev)] == names
+
+
+def test_anchor_two_lumbar_named_bodies_with_ribs_on_both_sides_move_the_names() -> None:
+    names = ["T11", "T12", "L1", "L2", "L3", "L4"]  # the detector counted two too low
+    ev = RibEvidence([], np.array([2, 2, 2, 2, 0, 0]), 25.0 * np.arange(6))
+    assert [d.label for d in anchor_levels(labelled(names), ev)] == ["T9", "T10", "T11", "T12", "L1", "L2"]
+
+
 def test_anchor_a_missed_twelfth_rib_reads_as_l1() -> None:
     # The documented limitation: a 12th rib too short to find (or 11 rib pairs) makes T12
     # look like L1, and the names move by one, as a reader counting ribs would move them.
@@ -143,7 +156,7 @@ def test_find_ribs_marks_exactly_the_thoracic_bodies(thoracolumbar: SyntheticCas
     ev = find_ribs(thoracolumbar.volume, cpr, dets)
     labels = [d.label or "" for d in dets]
     assert any(is_rib_bearing_level(x) for x in labels) and not all(is_rib_bearing_level(x) for x in labels)
-    # T1's rib may merge with the clavicle and go unfound (P_RIB_FOUND); every other body
+    # T1's rib may merge with the clavicle and go unfound (P_SIDES_LEVEL); every other body
     # whose rib region is in the scan must be marked as its level says.
     assert ev.observed[len(labels) // 2]
     checked = [
