@@ -46,6 +46,7 @@ from scipy import ndimage
 
 from spinevcf.detector import Detection
 from spinevcf.geometry.cpr import CPRImage
+from spinevcf.geometry.curve import SpineCurve
 from spinevcf.schema import LEVELS
 from spinevcf.volume import Volume
 
@@ -110,6 +111,8 @@ MIN_OBSERVED = 0.95
 _FULL_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)
 #: HU of metal (pedicle screws, rods): above any bone.
 METAL_HU = 2500.0
+#: Sampling step of the metal check (mm): finer than a pedicle screw (6 mm and more).
+METAL_STEP_MM = 3.0
 #: Column margin sampled above the first and below the last body (mm).
 MARGIN_MM = 30.0
 #: A rib's root lies behind the body centre (mm of ``u``); vessels leave the aorta in front.
@@ -205,7 +208,7 @@ def find_ribs(volume: Volume, cpr: CPRImage, detections: Sequence[Detection]) ->
     spacing = float(np.median(np.diff(body_s))) if n > 1 else DEFAULT_SPACING_MM
     max_dist = MAX_ROOT_DISTANCE * spacing
     reach_cols = int(np.floor((REACH_MM - INNER_MM) / STEP_MM + 1e-9)) + 1
-    observed = ~_near_metal(src, s, centre, step_u, step_v, body_s, spacing)
+    observed = ~_near_metal(volume, curve, (s0, s1), body_s, spacing)
     ribs: list[Rib] = []
     for side in (1, -1):
         # index coordinates of the (s, u, |v|) grid on this side: shape (3, S, U, A)
@@ -257,27 +260,30 @@ def find_ribs(volume: Volume, cpr: CPRImage, detections: Sequence[Detection]) ->
 
 
 def _near_metal(
-    src: npt.NDArray[np.generic],
-    s: npt.NDArray[np.float64],
-    centre: npt.NDArray[np.float64],
-    step_u: npt.NDArray[np.float64],
-    step_v: npt.NDArray[np.float64],
+    volume: Volume,
+    curve: SpineCurve,
+    s_range: tuple[float, float],
     body_s: npt.NDArray[np.float64],
     spacing: float,
 ) -> npt.NDArray[np.bool_]:
     """Per body: is there metal (``>= METAL_HU``) in the column within one body spacing?
 
     Pedicle screws and rods throw streaks into the rib region that pass the bone test;
-    the ribs of those bodies are not evidence either way.
+    the ribs of those bodies are not evidence either way. The column (``|v| < INNER_MM``)
+    is sampled every :data:`METAL_STEP_MM`, finer than the thinnest screw.
     """
-    u = np.arange(U_RANGE_MM[0], U_RANGE_MM[1] + 1e-9, STEP_MM)
-    v = np.arange(-INNER_MM, INNER_MM + 1e-9, STEP_MM)
+    s = np.arange(s_range[0], s_range[1] + 1e-9, METAL_STEP_MM)
+    u = np.arange(U_RANGE_MM[0], U_RANGE_MM[1] + 1e-9, METAL_STEP_MM)
+    v = np.arange(-INNER_MM, INNER_MM + 1e-9, METAL_STEP_MM)
+    inv = np.linalg.inv(volume.affine)
+    a_mat, a_off = inv[:3, :3], inv[:3, 3]
+    _, p, left = curve.frame(s)
     coords = (
-        centre.T[:, :, None, None]
-        + step_u.T[:, :, None, None] * u[None, None, :, None]
-        + step_v.T[:, :, None, None] * v[None, None, None, :]
+        (curve.position(s) @ a_mat.T + a_off).T[:, :, None, None]
+        + (p @ a_mat.T).T[:, :, None, None] * u[None, None, :, None]
+        + (left @ a_mat.T).T[:, :, None, None] * v[None, None, None, :]
     )
-    hu = ndimage.map_coordinates(src, coords, order=1, mode="constant", cval=-1000.0, output=np.float32)
+    hu = ndimage.map_coordinates(volume.array, coords, order=1, mode="constant", cval=-1000.0, output=np.float32)
     metal_rows = (hu >= METAL_HU).any(axis=(1, 2))
     near = np.zeros(len(body_s), dtype=bool)
     if metal_rows.any():
