@@ -32,6 +32,7 @@ import hashlib
 import logging
 import multiprocessing as mp
 import zlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,7 +180,6 @@ def _jittered_curve_through(
 def make_detector_items(seed: int, cfg: dict[str, Any]) -> list[DetectorItem]:
     """``cprs_per_case`` training CPRs of one synthetic patient."""
     from spinevcf.detector import DetectorConfig
-    from spinevcf.geometry.cpr import make_cpr
     from spinevcf.synth.config import SynthConfig
     from spinevcf.synth.phantom import sample_phantom
 
@@ -217,23 +217,52 @@ def make_detector_items(seed: int, cfg: dict[str, Any]) -> list[DetectorItem]:
     vol = Volume(img, aff)
     z_lo_vol = vol.index_to_lps([[img.shape[0] - 1, 0, 0]])[0, 2]
     z_hi_vol = vol.index_to_lps([[0, 0, 0]])[0, 2]
-    dcfg = DetectorConfig.from_dict(cfg["model_config"])
+    bodies = []
+    for vb in phantom.spine.vertebrae:
+        if vb.level not in LEVEL_INDEX:
+            continue
+        kp3 = np.asarray(vb.keypoints(), dtype=np.float64)
+        inside_fov = (kp3[:, 2] <= z_hi_vol - FOV_EDGE_MARGIN_MM).all() and (
+            kp3[:, 2] >= z_lo_vol + FOV_EDGE_MARGIN_MM
+        ).all()
+        bodies.append((kp3, LEVEL_INDEX[vb.level], bool(inside_fov)))
+    jitter = float(cfg["curve_jitter_mm"])
+    curves = (
+        _jittered_curve(phantom, z_hi_vol, z_lo_vol, rng, jitter) for _ in range(int(cfg.get("cprs_per_case", 2)))
+    )
+    return _cpr_items(vol, curves, bodies, DetectorConfig.from_dict(cfg["model_config"]))
+
+
+def _cpr_items(
+    vol: Volume,
+    curves: Iterable[Any],
+    bodies: list[tuple[npt.NDArray[np.float64], int, bool]],
+    dcfg: Any,
+    ignore_lps: Sequence[npt.NDArray[np.float64]] = (),
+) -> list[DetectorItem]:
+    """One training item per curve (``None`` curves are skipped), synthetic or VerSe.
+
+    Args:
+        vol: the CT the CPRs are made from.
+        curves: the (jittered) curves, made lazily in the caller's random order.
+        bodies: as for :func:`_cpr_annotations`.
+        dcfg: the detector's :class:`~spinevcf.detector.DetectorConfig` (CPR parameters).
+        ignore_lps: further "ignore" centres (LPS; bodies without keypoints), kept where
+            they fall on the CPR or within 20 rows of it.
+    """
+    from spinevcf.geometry.cpr import make_cpr
+
     items: list[DetectorItem] = []
-    for _ in range(int(cfg.get("cprs_per_case", 2))):
-        curve = _jittered_curve(phantom, z_hi_vol, z_lo_vol, rng, float(cfg["curve_jitter_mm"]))
+    for curve in curves:
         if curve is None:
             continue
         cpr = make_cpr(vol, curve, **dcfg.cpr_kwargs())
-        bodies = []
-        for vb in phantom.spine.vertebrae:
-            if vb.level not in LEVEL_INDEX:
-                continue
-            kp3 = np.asarray(vb.keypoints(), dtype=np.float64)
-            inside_fov = (kp3[:, 2] <= z_hi_vol - FOV_EDGE_MARGIN_MM).all() and (
-                kp3[:, 2] >= z_lo_vol + FOV_EDGE_MARGIN_MM
-            ).all()
-            bodies.append((kp3, LEVEL_INDEX[vb.level], bool(inside_fov)))
-        kps, levels, ignore = _cpr_annotations(cpr, int(cpr.valid_rows), bodies)
+        rows = int(cpr.valid_rows if cpr.valid_rows is not None else cpr.image.shape[1])
+        kps, levels, ignore = _cpr_annotations(cpr, rows, bodies)
+        for c in ignore_lps:
+            px = cpr.lps_to_pixel(c[None])[0]
+            if -20 < px[0] < rows + 20:
+                ignore.append(px)
         items.append(DetectorItem(cpr.image.astype(np.float32), kps, levels, ignore))
     return items
 
@@ -453,7 +482,6 @@ def make_verse_detector_items(study: Any, cfg: dict[str, Any]) -> list[DetectorI
     image, unmeasured, T13 and L6) are "ignore" centres.
     """
     from spinevcf.detector import DetectorConfig
-    from spinevcf.geometry.cpr import make_cpr
     from spinevcf.geometry.curve import SpineCurve
 
     rng = np.random.default_rng([zlib.crc32(study.case.case_id.encode()), 2])
@@ -474,21 +502,12 @@ def make_verse_detector_items(study: Any, cfg: dict[str, Any]) -> list[DetectorI
         idx = vol.lps_to_index(rec.keypoints)
         inside_fov = bool(np.all(idx >= margin_idx) and np.all(idx <= n - margin_idx))
         bodies.append((rec.keypoints, LEVEL_INDEX[rec.label], inside_fov))
-    dcfg = DetectorConfig.from_dict(cfg["model_config"])
-    items: list[DetectorItem] = []
-    for _ in range(int(cfg.get("cprs_per_case", 2))):
-        curve = _jittered_curve_through(dense, z_hi_vol, z_lo_vol, rng, float(cfg["curve_jitter_mm"]))
-        if curve is None:
-            continue
-        cpr = make_cpr(vol, curve, **dcfg.cpr_kwargs())
-        rows = int(cpr.valid_rows if cpr.valid_rows is not None else cpr.image.shape[1])
-        kps, levels, ignore = _cpr_annotations(cpr, rows, bodies)
-        for c in ignore_lps:
-            px = cpr.lps_to_pixel(c[None])[0]
-            if -20 < px[0] < rows + 20:
-                ignore.append(px)
-        items.append(DetectorItem(cpr.image.astype(np.float32), kps, levels, ignore))
-    return items
+    jitter = float(cfg["curve_jitter_mm"])
+    curves = (
+        _jittered_curve_through(dense, z_hi_vol, z_lo_vol, rng, jitter)
+        for _ in range(int(cfg.get("cprs_per_case", 2)))
+    )
+    return _cpr_items(vol, curves, bodies, DetectorConfig.from_dict(cfg["model_config"]), ignore_lps)
 
 
 def cache_dir(cfg: dict[str, Any]) -> Path:
