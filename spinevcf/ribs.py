@@ -45,7 +45,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from spinevcf.detector import Detection
-from spinevcf.geometry.cpr import CPRImage
+from spinevcf.geometry.cpr import CPRImage, index_frame
 from spinevcf.geometry.curve import SpineCurve
 from spinevcf.schema import LEVELS
 from spinevcf.volume import Volume
@@ -197,13 +197,7 @@ def find_ribs(volume: Volume, cpr: CPRImage, detections: Sequence[Detection]) ->
     s = np.arange(s0, s1 + 1e-9, STEP_MM)
     u = np.arange(U_RANGE_MM[0], U_RANGE_MM[1] + 1e-9, STEP_MM)
     a = np.arange(INNER_MM, OUTER_MM + 1e-9, STEP_MM)
-    inv = np.linalg.inv(volume.affine)
-    a_mat, a_off = inv[:3, :3], inv[:3, 3]
-    centre = curve.position(s) @ a_mat.T + a_off
-    _, p, left = curve.frame(s)
-    step_u = p @ a_mat.T
-    step_v = left @ a_mat.T
-    src = volume.array
+    frame = index_frame(volume, curve, s)
     band = int(round(ROOT_BAND_MM / STEP_MM))
     spacing = float(np.median(np.diff(body_s))) if n > 1 else DEFAULT_SPACING_MM
     max_dist = MAX_ROOT_DISTANCE * spacing
@@ -211,15 +205,9 @@ def find_ribs(volume: Volume, cpr: CPRImage, detections: Sequence[Detection]) ->
     observed = ~_near_metal(volume, curve, (s0, s1), body_s, spacing)
     ribs: list[Rib] = []
     for side in (1, -1):
-        # index coordinates of the (s, u, |v|) grid on this side: shape (3, S, U, A)
-        coords = (
-            centre.T[:, :, None, None]
-            + step_u.T[:, :, None, None] * u[None, None, :, None]
-            + side * step_v.T[:, :, None, None] * a[None, None, None, :]
-        )
-        hu = ndimage.map_coordinates(src, coords, order=1, mode="constant", cval=-1000.0, output=np.float32)
+        coords, hu = _sample_grid(volume, frame, u, side * a)  # the (s, u, |v|) grid on this side
         inside = np.all(
-            (coords >= -0.5) & (coords <= np.asarray(src.shape, dtype=np.float64)[:, None, None, None] - 0.5),
+            (coords >= -0.5) & (coords <= np.asarray(volume.shape, dtype=np.float64)[:, None, None, None] - 0.5),
             axis=0,
         )[:, :, : reach_cols]
         for i in range(n):
@@ -259,6 +247,27 @@ def find_ribs(volume: Volume, cpr: CPRImage, detections: Sequence[Detection]) ->
     return RibEvidence(ribs, sides, body_s, observed)
 
 
+def _sample_grid(
+    volume: Volume,
+    frame: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]],
+    u: npt.NDArray[np.float64],
+    v: npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float32]]:
+    """Trilinear HU on the straightened ``(s, u, v)`` grid of ``frame`` (outside: -1000).
+
+    Returns:
+        The index coordinates ``(3, S, U, V)`` and the HU ``(S, U, V)``.
+    """
+    centre, step_u, step_v = frame
+    coords = (
+        centre.T[:, :, None, None]
+        + step_u.T[:, :, None, None] * u[None, None, :, None]
+        + step_v.T[:, :, None, None] * v[None, None, None, :]
+    )
+    hu = ndimage.map_coordinates(volume.array, coords, order=1, mode="constant", cval=-1000.0, output=np.float32)
+    return coords, hu
+
+
 def _near_metal(
     volume: Volume,
     curve: SpineCurve,
@@ -275,15 +284,7 @@ def _near_metal(
     s = np.arange(s_range[0], s_range[1] + 1e-9, METAL_STEP_MM)
     u = np.arange(U_RANGE_MM[0], U_RANGE_MM[1] + 1e-9, METAL_STEP_MM)
     v = np.arange(-INNER_MM, INNER_MM + 1e-9, METAL_STEP_MM)
-    inv = np.linalg.inv(volume.affine)
-    a_mat, a_off = inv[:3, :3], inv[:3, 3]
-    _, p, left = curve.frame(s)
-    coords = (
-        (curve.position(s) @ a_mat.T + a_off).T[:, :, None, None]
-        + (p @ a_mat.T).T[:, :, None, None] * u[None, None, :, None]
-        + (left @ a_mat.T).T[:, :, None, None] * v[None, None, None, :]
-    )
-    hu = ndimage.map_coordinates(volume.array, coords, order=1, mode="constant", cval=-1000.0, output=np.float32)
+    _, hu = _sample_grid(volume, index_frame(volume, curve, s), u, v)
     metal_rows = (hu >= METAL_HU).any(axis=(1, 2))
     near = np.zeros(len(body_s), dtype=bool)
     if metal_rows.any():

@@ -34,6 +34,7 @@ from spinevcf.volume import Volume
 __all__ = [
     "CPRImage",
     "make_cpr",
+    "index_frame",
     "THIN_SLAB_SAMPLES",
     "WIDE_DECIMATION",
     "CHANNEL_DESCRIPTIONS",
@@ -154,6 +155,26 @@ class CPRImage:
         }
 
 
+def index_frame(
+    volume: Volume, curve: SpineCurve, s: npt.ArrayLike
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The curve's local frame in ``volume``'s index space at arc lengths ``s``.
+
+    Sampling in index space avoids a matrix product per sample:
+    ``index(s, u, v) = centre + u * step_u + v * step_v`` with ``centre = I(C(s))``,
+    ``step_u = A p(s)``, ``step_v = A l(s)`` (``I`` the LPS-to-index map, ``A`` its linear
+    part; ``p`` posterior, ``l`` left, see :meth:`SpineCurve.frame`).
+
+    Returns:
+        ``(centre, step_u, step_v)``, each of shape ``(len(s), 3)``.
+    """
+    s = np.atleast_1d(np.asarray(s, dtype=np.float64))
+    inv = np.linalg.inv(volume.affine)
+    a_mat, a_off = inv[:3, :3], inv[:3, 3]
+    _, p, left = curve.frame(s)
+    return curve.position(s) @ a_mat.T + a_off, p @ a_mat.T, left @ a_mat.T
+
+
 def _sample_plane(
     src: npt.NDArray[Any],
     base: npt.NDArray[np.float64],
@@ -218,13 +239,7 @@ def make_cpr(
     s = np.arange(rows) * pixel_mm
     u = u_range_mm[0] + np.arange(width) * pixel_mm
 
-    # Everything in index space: index(s, u, v) = I(C(s)) + u A p(s) + v A l(s).
-    inv = np.linalg.inv(volume.affine)
-    a_mat, a_off = inv[:3, :3], inv[:3, 3]
-    centre = curve.position(s) @ a_mat.T + a_off
-    _, p, left = curve.frame(s)
-    step_u = p @ a_mat.T
-    step_v = left @ a_mat.T
+    centre, step_u, step_v = index_frame(volume, curve, s)
     src = volume.array
 
     image = np.full((2, height, width), np.float32(fill_hu), dtype=np.float32)
