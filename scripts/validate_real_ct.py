@@ -28,15 +28,18 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
 from spinevcf.io.nifti import load_nifti
 from spinevcf.pipeline import Pipeline, default_model_repository
 from spinevcf.report.capture import render_annotated_cpr, save_png
+from spinevcf.volume import Volume
 
 #: TotalSegmentator v1 label id -> level name.
 TS_V1_LEVELS: dict[int, str] = {
@@ -71,7 +74,17 @@ def fetch_data(dest: Path) -> Path:
     return dest
 
 
-def body_centres(mask_path: Path, cut: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+def _vertebra_masks(labels: Volume) -> Iterator[tuple[str, npt.NDArray[np.bool_], tuple[slice, ...]]]:
+    """Per level in the label map: its name, its whole-vertebra mask and the mask's bounding box."""
+    lab = np.asarray(labels.array)
+    for lid, name in TS_V1_LEVELS.items():
+        m = lab == lid
+        if m.sum() < 50:
+            continue
+        yield name, m, ndimage.find_objects(m.astype(np.uint8))[0]
+
+
+def body_centres(labels: Volume, cut: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Vertebral-body centroids (LPS mm) per level: each mask's part in front of its canal.
 
     The label map's first array axis must be the axial one (true for this CT). Per vertebra,
@@ -81,19 +94,14 @@ def body_centres(mask_path: Path, cut: dict[str, np.ndarray] | None = None) -> d
     without a closed canal in any slice, or whose body touches the first or last slice, is
     not a reference; with ``cut`` given, the centroids of such cut bodies are put there.
     """
-    vol = load_nifti(mask_path)
-    lab = np.asarray(vol.array)
-    if abs(vol.direction[2, 0]) < 0.99:
+    if abs(labels.direction[2, 0]) < 0.99:
         raise ValueError("the label map's first array axis is not axial")
+    n_slices = labels.shape[0]
     out: dict[str, np.ndarray] = {}
-    for lid, name in TS_V1_LEVELS.items():
-        m = lab == lid
-        if m.sum() < 50:
-            continue
-        sl = ndimage.find_objects(m.astype(np.uint8))[0]
+    for name, m, sl in _vertebra_masks(labels):
         sub = m[sl]
         idx = np.argwhere(sub) + np.array([s.start for s in sl])
-        y = vol.index_to_lps(idx)[:, 1]
+        y = labels.index_to_lps(idx)[:, 1]
         fronts = []
         for k in range(sub.shape[0]):
             # close small gaps of the arch (2.5 mm slices) before looking for the canal
@@ -103,33 +111,28 @@ def body_centres(mask_path: Path, cut: dict[str, np.ndarray] | None = None) -> d
                 continue
             hidx = np.argwhere(hole)
             pts = np.c_[np.full(len(hidx), sl[0].start + k), hidx + np.array([sl[1].start, sl[2].start])]
-            fronts.append(float(vol.index_to_lps(pts)[:, 1].min()))
+            fronts.append(float(labels.index_to_lps(pts)[:, 1].min()))
         if not fronts:
             continue
         body = y < float(np.median(fronts))
-        per_slice = np.bincount(idx[body, 0], minlength=lab.shape[0])
+        centre = labels.index_to_lps(idx[body]).mean(axis=0)
+        per_slice = np.bincount(idx[body, 0], minlength=n_slices)
         if max(per_slice[0], per_slice[-1]) > CUT_FRACTION * per_slice.max():
             if cut is not None:  # the body is cut by the field of view
-                cut[name] = vol.index_to_lps(idx[body]).mean(axis=0)
+                cut[name] = centre
             continue
-        out[name] = vol.index_to_lps(idx[body]).mean(axis=0)
+        out[name] = centre
     return out
 
 
-def opened_centres(mask_path: Path) -> dict[str, np.ndarray]:
+def opened_centres(labels: Volume) -> dict[str, np.ndarray]:
     """The first version's references: centroid of each mask opened with a 6 mm ball."""
-    vol = load_nifti(mask_path)
-    lab = np.asarray(vol.array)
-    sp = vol.spacing
+    sp = labels.spacing
     r = np.maximum(1, np.round(OPENING_RADIUS_MM / sp).astype(int))
     zz, yy, xx = np.ogrid[-r[0] : r[0] + 1, -r[1] : r[1] + 1, -r[2] : r[2] + 1]
     ball = (zz * sp[0]) ** 2 + (yy * sp[1]) ** 2 + (xx * sp[2]) ** 2 <= OPENING_RADIUS_MM**2
     out: dict[str, np.ndarray] = {}
-    for lid, name in TS_V1_LEVELS.items():
-        m = lab == lid
-        if m.sum() < 50:
-            continue
-        sl = ndimage.find_objects(m.astype(np.uint8))[0]
+    for name, m, sl in _vertebra_masks(labels):
         pad = tuple(slice(max(0, s.start - r[k]), s.stop + r[k]) for k, s in enumerate(sl))
         sub = m[pad]
         opened = ndimage.binary_opening(sub, structure=ball)
@@ -142,7 +145,7 @@ def opened_centres(mask_path: Path) -> dict[str, np.ndarray]:
         if body[0].any() or body[-1].any():
             continue
         c = np.array(ndimage.center_of_mass(body)) + np.array([s.start for s in pad])
-        out[name] = vol.index_to_lps(c[None])[0]
+        out[name] = labels.index_to_lps(c[None])[0]
     return out
 
 
@@ -156,9 +159,10 @@ def main() -> int:
     args = ap.parse_args()
     data = args.data or fetch_data(Path(tempfile.mkdtemp(prefix="spinevcf-real-")))
     vol = load_nifti(data / "cxr.nii.gz")
+    labels = load_nifti(data / "mask.nii.gz")
     cut: dict[str, np.ndarray] = {}
-    refs = body_centres(data / "mask.nii.gz", cut)
-    opened = opened_centres(data / "mask.nii.gz")
+    refs = body_centres(labels, cut)
+    opened = opened_centres(labels)
     pipe = Pipeline(args.models)
     res = pipe.run(vol)
     rec = res.record
