@@ -690,7 +690,9 @@ def _importtime_top(stderr: str, top: int = IMPORTTIME_TOP) -> list[dict[str, An
     Returns:
         Per package, ranked by ``self_s``: ``self_s`` = the summed self time of all its
         modules (time spent in that package alone), ``cumulative_s`` = the cumulative time
-        of importing the package itself the first time (with what it pulls in).
+        of importing the package itself the first time (with what it pulls in), ``None``
+        when the output has no line for the package itself (a namespace package, or one
+        only its submodules were imported from): not measured, rather than 0.
     """
     self_us: dict[str, int] = {}
     cum_us: dict[str, int] = {}
@@ -706,7 +708,10 @@ def _importtime_top(stderr: str, top: int = IMPORTTIME_TOP) -> list[dict[str, An
         if name == pkg and pkg not in cum_us:
             cum_us[pkg] = int(fields_[1])
     ranked = sorted(self_us.items(), key=lambda kv: kv[1], reverse=True)[:top]
-    return [{"package": k, "self_s": v / 1e6, "cumulative_s": cum_us.get(k, 0) / 1e6} for k, v in ranked]
+    return [
+        {"package": k, "self_s": v / 1e6, "cumulative_s": cum_us[k] / 1e6 if k in cum_us else None}
+        for k, v in ranked
+    ]
 
 
 def measure_startup(model_repository: Path | None, repeats: int) -> dict[str, Any]:
@@ -1115,7 +1120,10 @@ def format_tables(report: dict[str, Any]) -> str:
             rows.append(["python -m app (whole run)", f"{report['app_run']['wall_s']:.2f}"])
         parts.append(_table(["part", "s"], rows))
         parts += ["", "Largest imports of `import app.app` (-X importtime; one run, its own overhead included):"]
-        rows = [[i["package"], f"{i['self_s']:.2f}", f"{i['cumulative_s']:.2f}"] for i in s["largest_imports"]]
+        rows = [
+            [i["package"], f"{i['self_s']:.2f}", "-" if i["cumulative_s"] is None else f"{i['cumulative_s']:.2f}"]
+            for i in s["largest_imports"]
+        ]
         parts.append(_table(["package", "self s", "cumulative s"], rows))
     if report.get("triton"):
         t = report["triton"]

@@ -117,6 +117,20 @@ def test_importtime_parsing() -> None:
     assert top[1]["self_s"] == pytest.approx(300e-6)
 
 
+def test_importtime_package_without_its_own_line_has_no_cumulative_time() -> None:
+    # e.g. a namespace package: only its submodules appear in the output
+    text = "\n".join(
+        [
+            "import time:       400 |        400 |   zope.interface",
+            "import time:       100 |        100 |   numpy",
+        ]
+    )
+    top = bench._importtime_top(text, top=2)
+    assert [t["package"] for t in top] == ["zope", "numpy"]
+    assert top[0]["self_s"] == pytest.approx(400e-6) and top[0]["cumulative_s"] is None
+    assert top[1]["cumulative_s"] == pytest.approx(100e-6)
+
+
 class _FakeBackend:
     closed = False
 
