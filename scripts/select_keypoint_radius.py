@@ -55,7 +55,7 @@ def main() -> int:
                 tv, pv = case.truth.vertebrae[t], record.vertebrae[p]
                 reductions = pv.height_reductions_pct or {}
                 a["reduction"].append(max(reductions.values()) if reductions else 0.0)
-                a["fractured"].append(float(tv.genant_grade >= 1))
+                a["fractured"].append(float(tv.fractured))
                 a["kp_err"].append(float(np.linalg.norm(tv.keypoints - pv.keypoints, axis=1).mean()))
                 a["grade_true"].append(tv.genant_grade)
                 a["grade_pred"].append(pv.genant_grade)

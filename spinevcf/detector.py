@@ -186,6 +186,9 @@ class Detection:
         keypoints_px: (6, 2) (row, col) keypoints in :data:`KEYPOINT_NAMES` order.
         level_probs: (24,) softmax over :data:`LEVELS` at the peak cell.
         label: assigned level name, ``None`` before :func:`assign_levels`.
+        level_confidence: probability (0-1) that ``label`` is right given the detector's
+            count and the anatomical anchors in view (:mod:`spinevcf.levels`); ``None``
+            before the levels are named.
     """
 
     score: float
@@ -194,6 +197,7 @@ class Detection:
     level_probs: npt.NDArray[np.float64]
     label: str | None = None
     cell: tuple[int, int] = field(default=(-1, -1))
+    level_confidence: float | None = None
 
     def __post_init__(self) -> None:
         if np.shape(self.center_px) != (2,):

@@ -202,13 +202,13 @@ def _partial_centres(truth: StudyRecord, case: str) -> npt.NDArray[np.float64]:
 def _vertebra_probability(v: VertebraRecord) -> float:
     if v.fracture_probability is not None:
         return float(v.fracture_probability)
-    return 1.0 if v.genant_grade >= _FRACTURE_GRADE else 0.0
+    return 1.0 if v.fractured else 0.0
 
 
 def _truth_patient(truth: StudyRecord) -> bool:
     if truth.patient_fractured is not None:
         return bool(truth.patient_fractured)
-    return any(v.genant_grade >= _FRACTURE_GRADE for v in truth.vertebrae)
+    return any(v.fractured for v in truth.vertebrae)
 
 
 def _pred_patient_probability(pred: StudyRecord) -> float:
@@ -360,7 +360,7 @@ def evaluate(truth_dir: str | Path, results_dir: str | Path) -> EvaluationReport
             grades_p.append(pv.genant_grade)
             prob_of_truth[ti] = _vertebra_probability(pv)
         for ti, tv in enumerate(truth.vertebrae):
-            vert_y.append(tv.genant_grade >= _FRACTURE_GRADE)
+            vert_y.append(tv.fractured)
             vert_p.append(prob_of_truth[ti])
         pat_y.append(_truth_patient(truth))
         pat_p.append(0.0 if pred.status != "ok" else _pred_patient_probability(pred))

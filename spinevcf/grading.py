@@ -221,7 +221,7 @@ def truth_record(
         study_instance_uid=study_instance_uid,
         series_instance_uid=series_instance_uid,
         vertebrae=records,
-        patient_fractured=any(r.genant_grade >= 1 for r in records),
+        patient_fractured=any(r.fractured for r in records),
         model_version=model_version,
         extra=extra,
     )

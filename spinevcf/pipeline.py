@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from spinevcf import __version__
-from spinevcf.detector import Detection, DetectorConfig, assign_levels, decode_detections, preprocess_cpr
+from spinevcf.detector import Detection, DetectorConfig, decode_detections, preprocess_cpr
 from spinevcf.errors import ModelError, OutputError
 from spinevcf.geometry.cpr import CPRImage, make_cpr
 from spinevcf.geometry.curve import SpineCurve
@@ -27,7 +27,7 @@ from spinevcf.inference.factory import make_backend
 from spinevcf.inference.onnx_backend import load_model_config
 from spinevcf.localizer import LocalizerConfig, curve_from_probability
 from spinevcf.localizer import preprocess as localizer_preprocess
-from spinevcf.ribs import anchor_levels, find_ribs
+from spinevcf.levels import name_levels
 from spinevcf.schema import LEVELS, StudyRecord, VertebraRecord
 from spinevcf.volume import Volume
 
@@ -132,9 +132,7 @@ class Pipeline:
         # Levels are assigned with every body in view (they count), then bodies that are cut
         # by the CPR or the scanned volume are dropped: their keypoints are extrapolated, so
         # their heights are not measurements (and must not serve as neighbours for grading).
-        dets = assign_levels([d for d in dets if d.center_px[0] < cpr.valid_rows])
-        if self.rib_anchor and dets:
-            dets = anchor_levels(dets, find_ribs(volume, cpr, dets))
+        dets = name_levels(volume, cpr, [d for d in dets if d.center_px[0] < cpr.valid_rows], anchors=self.rib_anchor)
         complete = [d for d in dets if d.label is not None and self._complete(cpr, d)]
         if len(complete) < len(dets):
             log.info("dropped %d vertebral bodies cut by the field of view", len(dets) - len(complete))

@@ -19,12 +19,14 @@ __all__ = [
     "LEVEL_INDEX",
     "KEYPOINT_NAMES",
     "DEFORMITIES",
+    "ASSESSMENTS",
+    "LEVEL_STATUSES",
     "SCHEMA_VERSION",
     "VertebraRecord",
     "StudyRecord",
 ]
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 #: Vertebral levels spinevcf names, cranial to caudal (class indices of the detector).
 LEVELS: tuple[str, ...] = (
@@ -47,24 +49,41 @@ KEYPOINT_NAMES: tuple[str, ...] = (
 #: Deformity types (method-notes, Genant).
 DEFORMITIES: tuple[str, ...] = ("none", "wedge", "biconcave", "crush")
 
+#: Whether a detected body was measured and graded (``"assessed"``) or not, because the
+#: image cannot support a finding (``"not_assessable"``: cut by the scan, next to metal,
+#: implausible height with no disc beyond it; the reason is in ``assessment_reason``).
+ASSESSMENTS: tuple[str, ...] = ("assessed", "not_assessable")
+
+#: Whether a level name is supported by the anatomy in view (``"confident"``) or not
+#: (``"uncertain"``: anchors absent or in disagreement with the detector's count).
+LEVEL_STATUSES: tuple[str, ...] = ("confident", "uncertain")
+
 
 @dataclass
 class VertebraRecord:
     """One vertebral body: its level, keypoints, heights and grade.
 
     ``fracture_probability`` and ``detection_score`` are ``None`` in ground truth.
+    A body that is detected but ``"not_assessable"`` (see :data:`ASSESSMENTS`) keeps its
+    keypoints (where the detector put them) but has no heights, no grade
+    (``genant_grade is None``), no fracture probability and deformity ``"none"``; it never
+    counts towards the patient's findings.
     """
 
     label: str
     keypoints_lps_mm: list[list[float]]
     heights_mm: dict[str, float]
-    genant_grade: int
+    genant_grade: int | None
     deformity: str
     center_lps_mm: list[float] = field(default_factory=list)
     fracture_probability: float | None = None
     detection_score: float | None = None
     height_reductions_pct: dict[str, float] | None = None
     cpr_keypoints_px: list[list[float]] | None = None
+    assessment: str = "assessed"
+    assessment_reason: str | None = None
+    level_confidence: float | None = None
+    level_status: str | None = None
 
     def __post_init__(self) -> None:
         if self.label not in LEVEL_INDEX:
@@ -74,10 +93,32 @@ class VertebraRecord:
             raise ValueError(f"keypoints_lps_mm must be 6 x 3, got {kp.shape}")
         if self.deformity not in DEFORMITIES:
             raise ValueError(f"deformity must be one of {DEFORMITIES}, got {self.deformity!r}")
-        if self.genant_grade not in (0, 1, 2, 3):
-            raise ValueError(f"genant_grade must be 0-3, got {self.genant_grade!r}")
+        if self.assessment not in ASSESSMENTS:
+            raise ValueError(f"assessment must be one of {ASSESSMENTS}, got {self.assessment!r}")
+        if self.assessment == "assessed":
+            if self.genant_grade not in (0, 1, 2, 3):
+                raise ValueError(f"genant_grade must be 0-3, got {self.genant_grade!r}")
+        else:
+            if self.genant_grade is not None or self.fracture_probability is not None:
+                raise ValueError("a not-assessable vertebra has no genant_grade and no fracture_probability")
+            if not self.assessment_reason:
+                raise ValueError("a not-assessable vertebra needs its assessment_reason")
+        if self.level_status is not None and self.level_status not in LEVEL_STATUSES:
+            raise ValueError(f"level_status must be one of {LEVEL_STATUSES}, got {self.level_status!r}")
+        if self.level_confidence is not None and not 0.0 <= self.level_confidence <= 1.0:
+            raise ValueError(f"level_confidence must be in [0, 1], got {self.level_confidence!r}")
         self.keypoints_lps_mm = kp.round(4).tolist()
         self.center_lps_mm = kp.mean(axis=0).round(4).tolist()
+
+    @property
+    def assessed(self) -> bool:
+        """Whether the body was measured and graded."""
+        return self.assessment == "assessed"
+
+    @property
+    def fractured(self) -> bool:
+        """Whether the body is assessed and graded Genant 1 or more."""
+        return self.genant_grade is not None and self.genant_grade >= 1
 
     @property
     def keypoints(self) -> np.ndarray:
@@ -90,8 +131,9 @@ class VertebraRecord:
         return np.asarray(self.center_lps_mm, dtype=np.float64)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict; optional fields that are ``None`` are omitted."""
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        """JSON-ready dict; optional fields that are ``None`` are omitted (``genant_grade`` is
+        always written: ``null`` for a body that is not assessable)."""
+        return {k: v for k, v in asdict(self).items() if v is not None or k == "genant_grade"}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> VertebraRecord:

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         folder = write_case(case, args.out / f"case_{k:04d}", compress=args.compress or "none")
         t = case.truth
         acq = case.acquisition
-        fx = [f"{v.label}:g{v.genant_grade}{v.deformity[0]}" for v in t.vertebrae if v.genant_grade > 0]
+        fx = [f"{v.label}:g{v.genant_grade}{v.deformity[0]}" for v in t.vertebrae if v.fractured]
         levels = f"{t.vertebrae[0].label}-{t.vertebrae[-1].label}" if t.vertebrae else "none"
         print(
             f"{folder.name} seed={seed} fov={acq.fov_preset} slices={acq.n_slices}x{acq.slice_thickness:g}mm "

@@ -250,7 +250,7 @@ def _patient_group(
 ) -> hd.sr.MeasurementsAndQualitativeEvaluations:
     """TID 1501 patient-level group (also the only group when no vertebra was found)."""
     n_eval = len(record.vertebrae)
-    n_frac = sum(1 for v in record.vertebrae if v.genant_grade >= 1)
+    n_frac = sum(1 for v in record.vertebrae if v.fractured)
     fractured = record.patient_fractured if record.patient_fractured is not None else n_frac > 0
     measurements = [
         hd.sr.Measurement(C.NUMBER_OF_VERTEBRAE_EVALUATED, n_eval, C.UNIT_NO_UNITS),
