@@ -15,7 +15,22 @@ from spinevcf.geometry.cpr import CPRImage
 from spinevcf.ribs import anchor_levels, find_ribs
 from spinevcf.volume import Volume
 
-__all__ = ["name_levels"]
+__all__ = ["name_levels", "level_status", "CONFIDENT_LEVEL"]
+
+#: A level name whose confidence is at least this is "confident"; below, "uncertain".
+CONFIDENT_LEVEL = 0.9
+
+
+def level_status(confidence: float | None) -> str | None:
+    """``"confident"`` / ``"uncertain"`` for a level confidence; ``None`` when it is unknown.
+
+    Example:
+        >>> level_status(0.97), level_status(0.6), level_status(None)
+        ('confident', 'uncertain', None)
+    """
+    if confidence is None:
+        return None
+    return "confident" if confidence >= CONFIDENT_LEVEL else "uncertain"
 
 
 def name_levels(
