@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from spinevcf.schema import LEVELS
 from spinevcf.synth import anatomy as A
 from spinevcf.synth.config import FOV_PRESETS, SynthConfig
 from spinevcf.synth.phantom import Phantom
@@ -41,6 +42,20 @@ _THICKNESS_P = (0.15, 0.2, 0.2, 0.1, 0.15, 0.1, 0.1)
 _FINE_DZ_MM = 1.25
 #: Lowest stored HU inside the reconstruction circle.
 _MIN_HU = -1024.0
+#: Image matrix (rows = columns).
+_MATRIX = 512
+#: Seed-stream tag of the draws made only for the non-default options (cut ends, centre jitter).
+_OPTIONS_STREAM = 0xED6E
+#: A cut scan end lies between these fractions of the end body's height (from its inferior
+#: endplate), so that the end slice centre is well inside the body at every thickness.
+CUT_FRACTION_RANGE: tuple[float, float] = (0.25, 0.75)
+#: Standard deviation (mm) of the targeted reconstruction's centre around its target.
+_CENTRE_JITTER_MM = 4.0
+#: Offset of the descending aorta's centre from a vertebral body's centre, local frame:
+#: lateral (fraction of the half-width + mm, patient left) and anterior (mm in front of the
+#: anterior wall); matches the aorta of :func:`spinevcf.synth.body.sample_body` (radius ~11 mm).
+_AORTA_LATERAL = (0.35, 6.0)
+_AORTA_ANTERIOR_MM = 10.0
 
 
 @dataclass(frozen=True)
@@ -143,6 +158,19 @@ def sample_acquisition(
     pad_draw = rng.random()
     padding = -2048.0 if pad_draw < 0.4 else (-1024.0 if pad_draw < 0.5 else None)
     streak = float(rng.uniform(300.0, 900.0)) if phantom.implants else 0.0
+    if not cfg.is_default_geometry:
+        # Extra draws come from their own stream: the draws above stay those of the default.
+        orng = np.random.default_rng([int(phantom.seed), _OPTIONS_STREAM])
+        if cfg.slice_thickness is not None:
+            thick = spacing = float(cfg.slice_thickness)
+            if cfg.edge == "margin" and cfg.n_slices is None:
+                n = int(math.floor((z_top - z_bot) / spacing)) + 1
+        if cfg.edge == "cut":
+            z_top, n = _cut_ends(orng, phantom, z_top, z_bot, spacing)
+        if cfg.inplane_fov_mm is not None:
+            ps = float(cfg.inplane_fov_mm) / _MATRIX
+            mid = z_top - 0.5 * (n - 1) * spacing
+            centre = _targeted_centre(phantom, mid, str(cfg.fov_centre)) + orng.normal(0.0, _CENTRE_JITTER_MM, 2)
     return Acquisition(
         fov_preset=preset,
         z_first=float(z_top if head_first else z_top - (n - 1) * spacing),
@@ -150,7 +178,7 @@ def sample_acquisition(
         slice_spacing=float(spacing),
         slice_thickness=thick,
         pixel_spacing=float(ps),
-        matrix=512,
+        matrix=_MATRIX,
         center_x=float(centre[0]),
         center_y=float(centre[1]),
         patient_position=position,
@@ -161,6 +189,58 @@ def sample_acquisition(
         padding_value=padding,
         streak_hu=streak,
     )
+
+
+def _named_bodies(phantom: Phantom) -> list[tuple[float, float]]:
+    """(inferior z, superior z) of each body named in LEVELS along its centre (mid keypoints)."""
+    out = []
+    for vb in phantom.spine.vertebrae:
+        if vb.level not in LEVELS:
+            continue
+        kp = vb.keypoints()
+        out.append((float(kp[3:6, 2].mean()), float(kp[0:3, 2].mean())))
+    return out
+
+
+def _nearest_body(bodies: list[tuple[float, float]], z: float) -> int:
+    """Index of the body whose centre height is nearest to ``z``."""
+    return int(np.argmin([abs(0.5 * (lo + hi) - z) for lo, hi in bodies]))
+
+
+def _cut_ends(
+    rng: np.random.Generator, phantom: Phantom, z_top: float, z_bot: float, spacing: float
+) -> tuple[float, int]:
+    """Move both scan ends inside vertebral bodies near the preset's ends.
+
+    The first slice centre is put at a random fraction (:data:`CUT_FRACTION_RANGE`) of the
+    height of the body nearest to ``z_top``; the last slice centre is the grid point nearest
+    to a random fraction of a body below it, nearest to ``z_bot``.
+
+    Returns:
+        (z of the first, most cranial slice, number of slices).
+    """
+    bodies = _named_bodies(phantom)
+    i_top = _nearest_body(bodies, z_top)
+    i_bot = max(_nearest_body(bodies, z_bot), i_top + 1)
+    if i_bot >= len(bodies):
+        i_top, i_bot = len(bodies) - 2, len(bodies) - 1
+    lo, hi = bodies[i_top]
+    top = lo + rng.uniform(*CUT_FRACTION_RANGE) * (hi - lo)
+    lo, hi = bodies[i_bot]
+    target = lo + rng.uniform(*CUT_FRACTION_RANGE) * (hi - lo)
+    n = int(round((top - target) / spacing)) + 1
+    return float(top), max(n, 2)
+
+
+def _targeted_centre(phantom: Phantom, z: float, target: str) -> npt.NDArray[np.float64]:
+    """In-plane (x, y) of the spine's body centre or of the aorta at the body nearest to height ``z``."""
+    vbs = [vb for vb in phantom.spine.vertebrae if vb.level in LEVELS]
+    vb = vbs[int(np.argmin([abs(float(v.center[2]) - z) for v in vbs]))]
+    if target == "spine":
+        return np.asarray(vb.center[:2], dtype=np.float64)
+    frac, add = _AORTA_LATERAL
+    local = [[vb.half_width * frac + add, -vb.half_depth - _AORTA_ANTERIOR_MM, 0.0]]
+    return np.asarray(vb.to_global(local)[0, :2], dtype=np.float64)
 
 
 def _kernel(img: npt.NDArray[np.float32], sigma_px: float, sharpen: float) -> npt.NDArray[np.float32]:

@@ -3,7 +3,11 @@
 Ground truth lists only the vertebrae (C2..L5) whose body lies entirely inside the scanned
 volume (and inside the reconstruction circle when the scanner pads outside it); bodies cut
 by the field of view are rendered but only named in ``truth.extra["partial"]`` so that
-evaluation can ignore detections of them.
+evaluation can ignore detections of them (and count fracture calls on them as false).
+A mobile body without a name in :data:`spinevcf.schema.LEVELS` (the lumbarised S1 of the
+held-out family) is listed in ``truth.extra["unnamed"]``. Non-default generator options
+are recorded in ``extra["generator_options"]``, the held-out family and its transitional
+anatomy in ``extra["family"]`` and ``extra["transitional"]``.
 """
 
 from __future__ import annotations
@@ -98,21 +102,40 @@ def truth_for(
     aff = np.asarray(affine, dtype=np.float64)
     full: list[Vertebra] = []
     partial: list[dict[str, object]] = []
+    unnamed: list[dict[str, object]] = []
+    sacral = phantom.spine.vertebrae[-1]
     for vb in phantom.spine.vertebrae:
         if vb.level not in LEVELS:
+            if vb is not sacral:  # a mobile body without a LEVELS name (lumbarised S1)
+                frac = _inside_fraction(vb, aff, shape, circle)
+                if frac > 0.0:
+                    unnamed.append(
+                        {
+                            "label": vb.level,
+                            "center_lps_mm": np.round(vb.keypoints().mean(axis=0), 3).tolist(),
+                            "complete": bool(frac >= 1.0),
+                        }
+                    )
             continue
         frac = _inside_fraction(vb, aff, shape, circle)
         if frac >= 1.0:
             full.append(vb)
         elif frac > 0.0:
             partial.append({"label": vb.level, "center_lps_mm": np.round(vb.keypoints().mean(axis=0), 3).tolist()})
+    extra: dict[str, object] = {"partial": partial, "seed": phantom.seed, "patient": phantom.info}
+    if phantom.family != "default":
+        extra["family"] = phantom.family
+        extra["transitional"] = dict(phantom.transitional)
+        extra["unnamed"] = unnamed
+    elif unnamed:
+        extra["unnamed"] = unnamed
     return truth_record(
         [vb.level for vb in full],
         [vb.keypoints() for vb in full],
         study_instance_uid=uids["study"],
         series_instance_uid=uids["series"],
         model_version=f"spinevcf-synth {GENERATOR_VERSION}",
-        extra={"partial": partial, "seed": phantom.seed, "patient": phantom.info},
+        extra=extra,
     )
 
 
@@ -136,6 +159,8 @@ def generate_case(seed: int, config: SynthConfig | None = None) -> SyntheticCase
     truth = truth_for(phantom, aff, arr.shape, uids=uids, circle=acq.padding_value is not None)
     assert truth.extra is not None
     truth.extra["acquisition"] = acq.to_dict()
+    if not cfg.is_default_geometry:
+        truth.extra["generator_options"] = cfg.options()
     info = SeriesInfo(
         study_instance_uid=uids["study"],
         series_instance_uid=uids["series"],

@@ -64,6 +64,9 @@ class Phantom:
         implants: pedicle screws and rods (metal), possibly empty.
         contrast: intravenous contrast.
         info: sampled patient-level parameters (for the truth file).
+        family: anatomy family (:data:`spinevcf.synth.config.FAMILIES`).
+        transitional: transitional anatomy of the held-out family (``rib_pairs``,
+            ``lumbosacral``); empty for the default family.
     """
 
     seed: int
@@ -74,6 +77,8 @@ class Phantom:
     implants: list[Tube] = field(default_factory=list)
     contrast: bool = False
     info: dict[str, Any] = field(default_factory=dict)
+    family: str = "default"
+    transitional: dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ rendering
     def _layers(self, labels: bool, table: Table | None) -> list[_Drawable]:
