@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from spinevcf import __version__
+from spinevcf.assess import assess_bodies
 from spinevcf.detector import Detection, DetectorConfig, decode_detections, preprocess_cpr
 from spinevcf.errors import ModelError, OutputError
 from spinevcf.geometry.cpr import CPRImage, make_cpr
@@ -25,9 +26,9 @@ from spinevcf.grading import grade_column, heights_from_keypoints, patient_proba
 from spinevcf.inference.base import DETECTOR_MODEL, LOCALIZER_MODEL, InferenceBackend
 from spinevcf.inference.factory import make_backend
 from spinevcf.inference.onnx_backend import load_model_config
+from spinevcf.levels import level_status, name_levels
 from spinevcf.localizer import LocalizerConfig, curve_from_probability
 from spinevcf.localizer import preprocess as localizer_preprocess
-from spinevcf.levels import name_levels
 from spinevcf.schema import LEVELS, StudyRecord, VertebraRecord
 from spinevcf.volume import Volume
 
@@ -43,13 +44,13 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 NO_SPINE_MESSAGE = "no vertebral body found in the field of view"
+#: Message of a study whose detected bodies are all not assessable (no finding is stated).
+NOT_ASSESSABLE_MESSAGE = "vertebral bodies detected, none assessable: no fracture assessment"
 
-#: Keypoints closer than this (pixels) to the CPR's first or last valid row mean a cut body.
+#: Keypoints closer than this (pixels) to the CPR's first or last valid row mean a body cut
+#: by the straightened image (the curve ends inside it): not assessable. Whether the scan
+#: holds a body whole is decided from its expected anatomy (:mod:`spinevcf.assess`).
 COMPLETE_MARGIN_PX = 1.0
-#: Keypoints closer than this (mm) to a face of the scanned volume mean a cut body: where
-#: the scan stops inside a body, the detector puts its endplate at the last slice, and the
-#: "height" it measures is that of the visible part (graded as a collapse).
-EDGE_MARGIN_MM = 2.0
 
 
 def default_model_repository() -> Path:
@@ -132,19 +133,25 @@ class Pipeline:
         # Levels are assigned with every body in view (they count), then bodies that are cut
         # by the CPR or the scanned volume are dropped: their keypoints are extrapolated, so
         # their heights are not measurements (and must not serve as neighbours for grading).
-        dets = name_levels(volume, cpr, [d for d in dets if d.center_px[0] < cpr.valid_rows], anchors=self.rib_anchor)
-        complete = [d for d in dets if d.label is not None and self._complete(cpr, d)]
-        if len(complete) < len(dets):
-            log.info("dropped %d vertebral bodies cut by the field of view", len(dets) - len(complete))
-        return complete
+        dets = name_levels(
+            volume, cpr, [d for d in dets if d.center_px[0] < cpr.valid_rows], anchors=self.rib_anchor
+        )
+        # Every named body is reported; whether it can be measured is decided in grade().
+        named = [d for d in dets if d.label is not None]
+        if len(named) < len(dets):
+            log.info(
+                "%d detections beyond the %d nameable levels not reported",
+                len(dets) - len(named),
+                len(LEVELS),
+            )
+        return named
 
-    def _complete(self, cpr: CPRImage, det: Detection) -> bool:
-        """Whether all six keypoints of a detection lie inside the CPR and the scanned volume."""
+    @staticmethod
+    def _inside_cpr(cpr: CPRImage, det: Detection) -> bool:
+        """Whether all six keypoints of a detection lie inside the CPR's valid rows."""
         kp = np.asarray(det.keypoints_px, dtype=np.float64)
         margin = COMPLETE_MARGIN_PX
-        if (kp[:, 0] < margin).any() or (kp[:, 0] > cpr.valid_rows - 1 - margin).any():
-            return False
-        return bool(cpr.inside_source(kp, margin_mm=EDGE_MARGIN_MM).all())
+        return bool(not (kp[:, 0] < margin).any() and not (kp[:, 0] > cpr.valid_rows - 1 - margin).any())
 
     def grade(self, volume: Volume, cpr: CPRImage | None, detections: list[Detection]) -> StudyRecord:
         """Measure heights in 3D, grade each vertebra and the patient."""
@@ -163,30 +170,71 @@ class Pipeline:
         labels = [d.label or LEVELS[int(np.argmax(d.level_probs))] for d in detections]
         kps_lps = [self._keypoints_lps(volume, cpr, d) for d in detections]
         heights = [heights_from_keypoints(k) for k in kps_lps]
-        cal = self.detector_config.calibration
-        grades = grade_column(labels, heights, center=cal[0], scale=cal[1])
-        vertebrae = [
-            VertebraRecord(
-                label=lab,
-                keypoints_lps_mm=kp.tolist(),
-                heights_mm={k: round(v, 3) for k, v in g.heights_mm.items()},
-                genant_grade=g.genant_grade,
-                deformity=g.deformity,
-                fracture_probability=round(g.fracture_probability, 4),
-                detection_score=round(float(d.score), 4),
-                height_reductions_pct={k: round(100 * v, 2) for k, v in g.reductions.items()},
-                cpr_keypoints_px=np.asarray(d.keypoints_px).round(3).tolist(),
-            )
-            for lab, kp, g, d in zip(labels, kps_lps, grades, detections, strict=True)
+        assessments = assess_bodies(volume, cpr, detections, heights)
+        reasons = [
+            a.reason
+            if a.reason is not None
+            else (None if self._inside_cpr(cpr, d) else "outside_reformatted_image")
+            for a, d in zip(assessments, detections, strict=True)
         ]
-        p_patient = patient_probability([v.fracture_probability for v in vertebrae])
+        graded = [i for i, r in enumerate(reasons) if r is None]
+        cal = self.detector_config.calibration
+        # Only assessable bodies are graded, and only they serve as neighbours for the crush
+        # reference: a gap in their levels means "no reference from that side".
+        grades = dict(
+            zip(
+                graded,
+                grade_column(
+                    [labels[i] for i in graded], [heights[i] for i in graded], center=cal[0], scale=cal[1]
+                ),
+                strict=True,
+            )
+        )
+        vertebrae = []
+        for i, (lab, kp, d) in enumerate(zip(labels, kps_lps, detections, strict=True)):
+            common = {
+                "label": lab,
+                "keypoints_lps_mm": kp.tolist(),
+                "detection_score": round(float(d.score), 4),
+                "cpr_keypoints_px": np.asarray(d.keypoints_px).round(3).tolist(),
+                "level_confidence": None
+                if d.level_confidence is None
+                else round(float(d.level_confidence), 4),
+                "level_status": level_status(d.level_confidence),
+            }
+            g = grades.get(i)
+            if g is None:
+                vertebrae.append(
+                    VertebraRecord(
+                        heights_mm={},
+                        genant_grade=None,
+                        deformity="none",
+                        assessment="not_assessable",
+                        assessment_reason=reasons[i],
+                        **common,
+                    )
+                )
+                continue
+            vertebrae.append(
+                VertebraRecord(
+                    heights_mm={k: round(v, 3) for k, v in g.heights_mm.items()},
+                    genant_grade=g.genant_grade,
+                    deformity=g.deformity,
+                    fracture_probability=round(g.fracture_probability, 4),
+                    height_reductions_pct={k: round(100 * v, 2) for k, v in g.reductions.items()},
+                    **common,
+                )
+            )
+        p_patient = patient_probability([v.fracture_probability for v in vertebrae if v.assessed])
+        n_assessed = sum(v.assessed for v in vertebrae)
         return StudyRecord(
             study_instance_uid=info.study_instance_uid,
             series_instance_uid=info.series_instance_uid,
             vertebrae=vertebrae,
-            patient_fractured=any(v.genant_grade >= 1 for v in vertebrae),
+            patient_fractured=any(v.fractured for v in vertebrae),
             patient_fracture_probability=round(p_patient, 4),
             model_version=self.model_version,
+            message=None if n_assessed else NOT_ASSESSABLE_MESSAGE,
         )
 
     def _keypoints_lps(self, volume: Volume, cpr: CPRImage, det: Detection) -> np.ndarray:

@@ -4,7 +4,10 @@ The picture is the mid-sagittal channel of the CPR (``CPRImage.image[0]``,
 cranial at the top, anterior on the left) in a bone window, enlarged, with,
 for every vertebral body, its six keypoints as dots, its three heights
 (Ha, Hm, Hp) as lines coloured by Genant grade, and a label beside it with the
-level, heights in mm, grade, deformity and fracture probability. A header
+level, heights in mm, grade, deformity and fracture probability. A body that is
+detected but not assessable (cut by the scan, next to metal) is drawn as a grey
+outline with the reason and no measurement; an uncertain level name is marked
+"?" with its confidence. A header
 states the software version and that the picture is for research use, not
 for diagnosis, and shows the colour legend. No patient identifier is drawn.
 """
@@ -31,6 +34,7 @@ __all__ = [
     "BONE_WINDOW",
     "GRADE_COLORS",
     "GRADE_NAMES",
+    "NOT_ASSESSABLE_COLOR",
     "SC_SERIES_NUMBER",
     "SC_SERIES_DESCRIPTION",
     "SC_BODY_PART",
@@ -46,6 +50,16 @@ BONE_WINDOW: Final = (400.0, 1800.0)
 #: RGB colour of a vertebra's height lines per Genant grade.
 GRADE_COLORS: Final = {0: (40, 200, 70), 1: (250, 230, 40), 2: (255, 140, 0), 3: (235, 30, 30)}
 GRADE_NAMES: Final = {0: "normal", 1: "mild", 2: "moderate", 3: "severe"}
+#: Colour of a detected body that is not assessable (no finding stated: grey).
+NOT_ASSESSABLE_COLOR: Final = (150, 150, 150)
+#: Short picture text per ``VertebraRecord.assessment_reason``.
+REASON_SHORT: Final = {
+    "cut_by_scan_range": "cut by scan range",
+    "cut_by_field_of_view": "cut by field of view",
+    "next_to_metal": "next to metal",
+    "implausible_height": "implausible height",
+    "outside_reformatted_image": "beyond the image",
+}
 SC_SERIES_NUMBER: Final = 9902
 SC_SERIES_DESCRIPTION: Final = "spinevcf annotated spine (research use)"
 #: Body Part Examined of the capture (PS3.16 Annex L defined term).
@@ -80,14 +94,29 @@ def _window(image: npt.NDArray[np.floating], center: float, width: float) -> npt
     return (np.clip(scaled, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+def _level_text(v: VertebraRecord) -> str:
+    """Level name, with "?" and the confidence when the name is uncertain."""
+    if v.level_status == "uncertain":
+        conf = "" if v.level_confidence is None else f" {v.level_confidence:.2f}"
+        return f"{v.label}? (level uncertain{conf})"
+    return v.label
+
+
+def _colour(v: VertebraRecord) -> tuple[int, int, int]:
+    return GRADE_COLORS[v.genant_grade] if v.genant_grade is not None else NOT_ASSESSABLE_COLOR
+
+
 def _label_lines(v: VertebraRecord) -> list[str]:
+    if not v.assessed:
+        reason = REASON_SHORT.get(v.assessment_reason or "", v.assessment_reason or "")
+        return [f"{_level_text(v)}   not assessable", f"({reason})"]
     h = v.heights_mm
     grade = f"G{v.genant_grade} {GRADE_NAMES[v.genant_grade]}"
-    if v.genant_grade > 0 and v.deformity != "none":
+    if v.fractured and v.deformity != "none":
         grade += f", {v.deformity}"
     prob = "" if v.fracture_probability is None else f"   p={v.fracture_probability:.2f}"
     return [
-        f"{v.label}   {grade}{prob}",
+        f"{_level_text(v)}   {grade}{prob}",
         f"Ha {h.get('anterior', float('nan')):.1f}  Hm {h.get('middle', float('nan')):.1f}  "
         f"Hp {h.get('posterior', float('nan')):.1f} mm",
     ]
@@ -160,7 +189,12 @@ def render_annotated_cpr(
         text = f"G{grade} {GRADE_NAMES[grade]}"
         draw.text((x + font_px, y), text, fill=_TEXT_COLOR, font=small)
         x += font_px + int(draw.textlength(text, font=small)) + 14
+    draw.rectangle([x, y + 2, x + font_px - 4, y + font_px - 2], fill=NOT_ASSESSABLE_COLOR)
+    draw.text((x + font_px, y), "not assessable", fill=_TEXT_COLOR, font=small)
+    n_not = sum(1 for v in record.vertebrae if not v.assessed)
     status = f"{len(drawn)} vertebral bodies"
+    if n_not:
+        status += f" ({n_not} not assessable)"
     if not record.vertebrae:
         status = "No vertebral body detected"
     if skipped:
@@ -184,12 +218,18 @@ def render_annotated_cpr(
         pts = np.asarray(v.cpr_keypoints_px, dtype=np.float64)
         if pts.shape != (6, 2):
             raise ValueError(f"vertebra {v.label}: cpr_keypoints_px must be 6 x 2, got {pts.shape}")
-        colour = GRADE_COLORS[v.genant_grade]
+        colour = _colour(v)
         xy = [to_canvas(p) for p in pts]
-        for k in range(3):  # Ha, Hm, Hp: superior k -> inferior k + 3
-            draw.line([xy[k], xy[k + 3]], fill=colour, width=max(2, scale))
-        for px, py in xy:
-            draw.ellipse([px - dot, py - dot, px + dot, py + dot], fill=_KEYPOINT_COLOR, outline=(0, 0, 0))
+        if v.assessed:
+            for k in range(3):  # Ha, Hm, Hp: superior k -> inferior k + 3
+                draw.line([xy[k], xy[k + 3]], fill=colour, width=max(2, scale))
+            for px, py in xy:
+                draw.ellipse(
+                    [px - dot, py - dot, px + dot, py + dot], fill=_KEYPOINT_COLOR, outline=(0, 0, 0)
+                )
+        else:  # no measurement: a grey outline where the body was detected, no keypoints
+            outline = [xy[0], xy[2], xy[5], xy[3]]
+            draw.line([*outline, outline[0]], fill=colour, width=1)
         # Label beside the body, pushed down when it would overlap the previous one.
         centre_y = float(np.mean([p[1] for p in xy]))
         top = max(centre_y - label_block / 2.0, next_free)

@@ -21,7 +21,8 @@ from typing import Final
 from pydicom.dataset import Dataset
 from pydicom.sr.coding import Code
 
-from spinevcf.schema import DEFORMITIES, KEYPOINT_NAMES, LEVELS
+from spinevcf.assess import NOT_ASSESSABLE_REASONS
+from spinevcf.schema import DEFORMITIES, KEYPOINT_NAMES, LEVEL_STATUSES, LEVELS
 
 __all__ = [
     "PRIVATE_SCHEME_DESIGNATOR",
@@ -61,6 +62,14 @@ __all__ = [
     "VERTEBRAL_FRACTURE_ASSESSMENT",
     "HEIGHT_REDUCTION_CODES",
     "KEYPOINT_CODES",
+    "ASSESSMENT_STATUS",
+    "NOT_EVALUATED",
+    "NOT_ASSESSABLE_REASON",
+    "NOT_ASSESSABLE_REASON_VALUES",
+    "NUMBER_OF_VERTEBRAE_NOT_ASSESSABLE",
+    "LEVEL_CONFIDENCE",
+    "LEVEL_STATUS",
+    "LEVEL_STATUS_VALUES",
     "private_code_table",
     "coding_scheme_identification",
 ]
@@ -194,11 +203,44 @@ KEYPOINT_CODES: Final = MappingProxyType(
     }
 )
 
+#: SCT 373121007 "Not Evaluated", CID 3703: the value of :data:`ASSESSMENT_STATUS` for a
+#: detected body that the image cannot support a finding for (a body cut by the scan).
+NOT_EVALUATED: Final = Code("373121007", "SCT", "Not Evaluated")
+#: Concept of the qualitative evaluation that states a body was not assessed.
+ASSESSMENT_STATUS: Final = _private("SPV060", "Vertebral fracture assessment status")
+#: Why a body was not assessed (``VertebraRecord.assessment_reason``).
+NOT_ASSESSABLE_REASON: Final = _private("SPV061", "Reason not assessable")
+NOT_ASSESSABLE_REASON_VALUES: Final = MappingProxyType(
+    {
+        "cut_by_scan_range": _private("SPV062", "Cut by the scanned range"),
+        "cut_by_field_of_view": _private("SPV063", "Cut by the reconstructed field of view"),
+        "next_to_metal": _private("SPV064", "Metal in or next to the vertebral body"),
+        "implausible_height": _private("SPV065", "Implausible height with no disc visible beyond"),
+        "outside_reformatted_image": _private("SPV066", "Beyond the straightened image"),
+    }
+)
+#: Patient level: bodies detected but not assessable (not in "evaluated").
+NUMBER_OF_VERTEBRAE_NOT_ASSESSABLE: Final = _private("SPV037", "Number of vertebral bodies not assessable")
+#: Probability (0-1) that the level name is right (``VertebraRecord.level_confidence``).
+LEVEL_CONFIDENCE: Final = _private("SPV070", "Vertebral level confidence")
+#: Whether the level name is supported by the anatomy in view.
+LEVEL_STATUS: Final = _private("SPV071", "Vertebral level status")
+LEVEL_STATUS_VALUES: Final = MappingProxyType(
+    {
+        "confident": _private("SPV072", "Level name confident"),
+        "uncertain": _private("SPV073", "Level name uncertain"),
+    }
+)
+
 # Import-time consistency checks against the shared schema (a mismatch is a programming error).
 if set(LEVEL_CODES) != set(LEVELS):  # pragma: no cover
     raise RuntimeError("LEVEL_CODES does not cover spinevcf.schema.LEVELS")
 if set(DEFORMITY_VALUES) != set(DEFORMITIES):  # pragma: no cover
     raise RuntimeError("DEFORMITY_VALUES does not cover spinevcf.schema.DEFORMITIES")
+if set(NOT_ASSESSABLE_REASON_VALUES) != set(NOT_ASSESSABLE_REASONS):  # pragma: no cover
+    raise RuntimeError("NOT_ASSESSABLE_REASON_VALUES does not cover spinevcf.assess.NOT_ASSESSABLE_REASONS")
+if set(LEVEL_STATUS_VALUES) != set(LEVEL_STATUSES):  # pragma: no cover
+    raise RuntimeError("LEVEL_STATUS_VALUES does not cover spinevcf.schema.LEVEL_STATUSES")
 if tuple(KEYPOINT_CODES) != KEYPOINT_NAMES:  # pragma: no cover
     raise RuntimeError("KEYPOINT_CODES does not follow spinevcf.schema.KEYPOINT_NAMES")
 
@@ -217,8 +259,15 @@ def private_code_table() -> list[Code]:
         NUMBER_OF_VERTEBRAE_EVALUATED,
         VERTEBRAL_BODY_DETECTED,
         VERTEBRAL_FRACTURE_ASSESSMENT,
+        NUMBER_OF_VERTEBRAE_NOT_ASSESSABLE,
         *HEIGHT_REDUCTION_CODES.values(),
         *KEYPOINT_CODES.values(),
+        ASSESSMENT_STATUS,
+        NOT_ASSESSABLE_REASON,
+        *NOT_ASSESSABLE_REASON_VALUES.values(),
+        LEVEL_CONFIDENCE,
+        LEVEL_STATUS,
+        *LEVEL_STATUS_VALUES.values(),
     ]
     return sorted(found, key=lambda c: c.value)
 

@@ -182,8 +182,10 @@ def _evidence(src: Dataset, uids: Sequence[str]) -> list[Dataset]:
 def _vertebra_group(
     v: VertebraRecord, frame_of_reference_uid: str, algo: hd.sr.AlgorithmIdentification
 ) -> hd.sr.MeasurementsAndQualitativeEvaluations:
-    """TID 1501 group of one vertebral body."""
+    """TID 1501 group of one vertebral body (an assessed one, or one not assessable)."""
     level_code = C.LEVEL_CODES[v.label]
+    if not v.assessed:
+        return _not_assessable_group(v, algo)
     kp = {name: v.keypoints[i] for i, name in enumerate(KEYPOINT_NAMES)}
     measurements: list[hd.sr.Measurement] = []
     for key, modifier in C.HEIGHT_MODIFIERS.items():
@@ -215,9 +217,7 @@ def _vertebra_group(
                 f"expected one of {sorted(C.HEIGHT_REDUCTION_CODES)}"
             )
         measurements.append(
-            hd.sr.Measurement(
-                name=C.HEIGHT_REDUCTION_CODES[key], value=float(pct), unit=C.UNIT_PERCENT
-            )
+            hd.sr.Measurement(name=C.HEIGHT_REDUCTION_CODES[key], value=float(pct), unit=C.UNIT_PERCENT)
         )
     if v.fracture_probability is not None:
         measurements.append(
@@ -233,6 +233,8 @@ def _vertebra_group(
     ]
     if v.genant_grade in C.GRADE_SEVERITY:
         evaluations.append(hd.sr.QualitativeEvaluation(C.SEVERITY, C.GRADE_SEVERITY[v.genant_grade]))
+    measurements.extend(_level_measurements(v))
+    evaluations.extend(_level_evaluations(v))
     return hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(
             uid=generate_uid(), identifier=f"{v.label} vertebral body"
@@ -245,15 +247,58 @@ def _vertebra_group(
     )
 
 
+def _level_measurements(v: VertebraRecord) -> list[hd.sr.Measurement]:
+    if v.level_confidence is None:
+        return []
+    return [hd.sr.Measurement(name=C.LEVEL_CONFIDENCE, value=float(v.level_confidence), unit=C.UNIT_NO_UNITS)]
+
+
+def _level_evaluations(v: VertebraRecord) -> list[hd.sr.QualitativeEvaluation]:
+    if v.level_status is None:
+        return []
+    return [hd.sr.QualitativeEvaluation(C.LEVEL_STATUS, C.LEVEL_STATUS_VALUES[v.level_status])]
+
+
+def _not_assessable_group(
+    v: VertebraRecord, algo: hd.sr.AlgorithmIdentification
+) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    """TID 1501 group of a detected body the image cannot support a finding for.
+
+    No height, no Genant grade, no probability: only the level, the status "Not Evaluated"
+    and the reason (docs/sr.md).
+    """
+    if v.assessment_reason not in C.NOT_ASSESSABLE_REASON_VALUES:
+        raise ValueError(f"vertebra {v.label}: unknown assessment_reason {v.assessment_reason!r}")
+    evaluations = [
+        hd.sr.QualitativeEvaluation(C.ASSESSMENT_STATUS, C.NOT_EVALUATED),
+        hd.sr.QualitativeEvaluation(
+            C.NOT_ASSESSABLE_REASON, C.NOT_ASSESSABLE_REASON_VALUES[v.assessment_reason]
+        ),
+        *_level_evaluations(v),
+    ]
+    return hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(
+            uid=generate_uid(), identifier=f"{v.label} vertebral body"
+        ),
+        finding_type=C.VERTEBRAL_BODY,
+        algorithm_id=algo,
+        finding_sites=[hd.sr.FindingSite(C.LEVEL_CODES[v.label])],
+        measurements=_level_measurements(v) or None,
+        qualitative_evaluations=evaluations,
+    )
+
+
 def _patient_group(
     record: StudyRecord, algo: hd.sr.AlgorithmIdentification
 ) -> hd.sr.MeasurementsAndQualitativeEvaluations:
     """TID 1501 patient-level group (also the only group when no vertebra was found)."""
-    n_eval = len(record.vertebrae)
+    n_eval = sum(1 for v in record.vertebrae if v.assessed)
+    n_not = len(record.vertebrae) - n_eval
     n_frac = sum(1 for v in record.vertebrae if v.fractured)
     fractured = record.patient_fractured if record.patient_fractured is not None else n_frac > 0
     measurements = [
         hd.sr.Measurement(C.NUMBER_OF_VERTEBRAE_EVALUATED, n_eval, C.UNIT_NO_UNITS),
+        hd.sr.Measurement(C.NUMBER_OF_VERTEBRAE_NOT_ASSESSABLE, n_not, C.UNIT_NO_UNITS),
         hd.sr.Measurement(C.NUMBER_OF_FRACTURED_VERTEBRAE, n_frac, C.UNIT_NO_UNITS),
     ]
     if record.patient_fracture_probability is not None:
@@ -265,7 +310,7 @@ def _patient_group(
             )
         )
     evaluations = [
-        hd.sr.QualitativeEvaluation(C.VERTEBRAL_BODY_DETECTED, C.YES if n_eval else C.NO),
+        hd.sr.QualitativeEvaluation(C.VERTEBRAL_BODY_DETECTED, C.YES if record.vertebrae else C.NO),
         hd.sr.QualitativeEvaluation(C.ANY_VERTEBRAL_FRACTURE, C.YES if fractured else C.NO),
     ]
     return hd.sr.MeasurementsAndQualitativeEvaluations(
@@ -383,9 +428,7 @@ def build_sr(
         is_complete=True,
         series_description=SR_SERIES_DESCRIPTION,
     )
-    sr = FileDataset(
-        "", Dataset(document), file_meta=document.file_meta, preamble=b"\0" * 128
-    )
+    sr = FileDataset("", Dataset(document), file_meta=document.file_meta, preamble=b"\0" * 128)
     sr.ContentSequence = root.ContentSequence
     sr.CodingSchemeIdentificationSequence = [C.coding_scheme_identification()]
     logger.info(
@@ -445,6 +488,28 @@ def _read_vertebra(group: hd.sr.MeasurementsAndQualitativeEvaluations) -> tuple[
     if len(sites) != 1:
         raise ValueError("a vertebral body group must have exactly one finding site")
     level = _lookup(sites[0].value, dict(C.LEVEL_CODES), "vertebral level")
+    level_values = _read_level(group)
+    status = _evaluation_values(group, C.ASSESSMENT_STATUS)
+    if status:
+        if not _same(status[0], C.NOT_EVALUATED):
+            raise ValueError(f"{level}: unknown assessment status {status[0].meaning!r}")
+        reason = _lookup(
+            _single_evaluation(group, C.NOT_ASSESSABLE_REASON), dict(C.NOT_ASSESSABLE_REASON_VALUES), "reason"
+        )
+        return level, {
+            "tracking_identifier": group.tracking_identifier,
+            "tracking_uid": str(group.tracking_uid),
+            "assessment": "not_assessable",
+            "assessment_reason": reason,
+            "heights_mm": {},
+            "height_reductions_pct": None,
+            "genant_grade": None,
+            "deformity": "none",
+            "severity": None,
+            "fracture_probability": None,
+            "keypoints_lps_mm": None,
+            **level_values,
+        }
     heights: dict[str, float] = {}
     keypoints: dict[str, list[float]] = {}
     for m in group.get_measurements(name=C.HEIGHT):
@@ -481,6 +546,17 @@ def _read_vertebra(group: hd.sr.MeasurementsAndQualitativeEvaluations) -> tuple[
         "severity": severity[0] if severity else None,
         "fracture_probability": _single_value(group, C.VERTEBRAL_FRACTURE_PROBABILITY),
         "keypoints_lps_mm": [keypoints[n] for n in KEYPOINT_NAMES],
+        "assessment": "assessed",
+        "assessment_reason": None,
+        **level_values,
+    }
+
+
+def _read_level(group: hd.sr.MeasurementsAndQualitativeEvaluations) -> dict[str, Any]:
+    status = _evaluation_values(group, C.LEVEL_STATUS)
+    return {
+        "level_confidence": _single_value(group, C.LEVEL_CONFIDENCE),
+        "level_status": _lookup(status[0], dict(C.LEVEL_STATUS_VALUES), "level status") if status else None,
     }
 
 
@@ -546,5 +622,8 @@ def read_sr_patient_findings(path: str | Path | Dataset) -> dict[str, Any]:
             _single_evaluation(group, C.VERTEBRAL_BODY_DETECTED), yes_no, "yes/no"
         ),
         "number_of_vertebrae_evaluated": int(n_eval),
+        "number_of_vertebrae_not_assessable": int(
+            _single_value(group, C.NUMBER_OF_VERTEBRAE_NOT_ASSESSABLE) or 0
+        ),
         "number_of_fractured_vertebrae": int(n_frac),
     }

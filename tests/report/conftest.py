@@ -136,3 +136,28 @@ def empty_record(ct_header: Dataset) -> StudyRecord:
         status="no_spine",
         message="no vertebral body detected",
     )
+
+
+@pytest.fixture
+def record_with_cut(record: StudyRecord) -> StudyRecord:
+    """``record`` plus an L2 cut by the scan (not assessable, uncertain level) and level confidences."""
+    from dataclasses import replace
+
+    vertebrae = [replace(v, level_confidence=0.98, level_status="confident") for v in record.vertebrae]
+    cpr = [[120.0, 20.0], [120.0, 35.0], [120.0, 50.0], [134.0, 20.0], [134.0, 35.0], [134.0, 50.0]]
+    vertebrae.append(
+        VertebraRecord(
+            label="L2",
+            keypoints_lps_mm=_keypoints(10.0, 14.0, 14.0, 14.0),
+            heights_mm={},
+            genant_grade=None,
+            deformity="none",
+            detection_score=0.9,
+            cpr_keypoints_px=cpr,
+            assessment="not_assessable",
+            assessment_reason="cut_by_scan_range",
+            level_confidence=0.55,
+            level_status="uncertain",
+        )
+    )
+    return replace(record, vertebrae=vertebrae)

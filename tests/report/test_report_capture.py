@@ -12,6 +12,7 @@ from pydicom.dataset import Dataset
 
 from spinevcf.report.capture import (
     GRADE_COLORS,
+    NOT_ASSESSABLE_COLOR,
     build_secondary_capture,
     render_annotated_cpr,
     save_png,
@@ -114,3 +115,34 @@ def test_render_panel_fits_the_longest_label(record: StudyRecord) -> None:
     rgb = render_annotated_cpr(img, dataclasses.replace(record, vertebrae=long), scale=1)
     margin = rgb[60:, -6:]
     assert (margin == margin[0, 0]).all()
+
+
+def test_not_assessable_body_is_grey_without_keypoints(record_with_cut: StudyRecord) -> None:
+    """A cut body is outlined in grey with no height line and no keypoint dot; labels say why."""
+    img = synthetic_cpr(record_with_cut)
+    assessed_only = StudyRecord(
+        record_with_cut.study_instance_uid,
+        record_with_cut.series_instance_uid,
+        vertebrae=[v for v in record_with_cut.vertebrae if v.assessed],
+    )
+    rgb = render_annotated_cpr(img, record_with_cut, scale=SCALE)
+    base = render_annotated_cpr(img, assessed_only, scale=SCALE)
+    header = rgb.shape[0] - img.shape[0] * SCALE
+    cut = next(v for v in record_with_cut.vertebrae if not v.assessed)
+    pts = np.asarray(cut.cpr_keypoints_px)
+    # Middle of the anterior edge (between the anterior keypoints): the grey outline.
+    r = (pts[0, 0] + pts[3, 0]) / 2
+    y = int(round((r + 0.5) * SCALE - 0.5)) + header
+    x = int(round((pts[0, 1] + 0.5) * SCALE - 0.5))
+    assert tuple(rgb[y, x]) == NOT_ASSESSABLE_COLOR
+    # No coloured height line in the middle of the body, and no keypoint dot at its keypoints.
+    ym = int(round(((pts[1, 0] + pts[4, 0]) / 2 + 0.5) * SCALE - 0.5)) + header
+    xm = int(round((pts[1, 1] + 0.5) * SCALE - 0.5))
+    assert tuple(rgb[ym, xm]) not in GRADE_COLORS.values()
+    for rr, cc in pts:
+        yy = int(round((rr + 0.5) * SCALE - 0.5)) + header
+        xx = int(round((cc + 0.5) * SCALE - 0.5))
+        assert tuple(rgb[yy, xx]) in (NOT_ASSESSABLE_COLOR, tuple(base[yy, xx]))
+    # The label panel names it in grey.
+    panel = rgb[header:, img.shape[1] * SCALE + 4 :]
+    assert (panel == np.asarray(NOT_ASSESSABLE_COLOR, np.uint8)).all(axis=-1).any()

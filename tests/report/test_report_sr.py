@@ -71,6 +71,7 @@ def test_sr_round_trip_matches_record(sr_path: Path, record: StudyRecord) -> Non
         "patient_fracture_probability": pytest.approx(record.patient_fracture_probability),
         "vertebral_body_detected": True,
         "number_of_vertebrae_evaluated": 3,
+        "number_of_vertebrae_not_assessable": 0,
         "number_of_fractured_vertebrae": 1,
     }
 
@@ -142,3 +143,43 @@ def test_source_without_frame_of_reference_is_refused(record: StudyRecord, ct_he
     del ct_header.FrameOfReferenceUID
     with pytest.raises(ValueError, match="FrameOfReferenceUID"):
         build_sr(record, ct_header)
+
+
+@pytest.fixture
+def cut_sr_path(tmp_path: Path, record_with_cut: StudyRecord, ct_header: Dataset, series_uids: list[str]) -> Path:
+    sr = build_sr(record_with_cut, ct_header, referenced_sop_instance_uids=series_uids)
+    return _save(sr, tmp_path / "cut.dcm")
+
+
+def test_not_assessable_body_has_status_reason_and_no_grade(cut_sr_path: Path, record_with_cut: StudyRecord) -> None:
+    back = read_sr_measurements(cut_sr_path)
+    assert list(back) == [v.label for v in record_with_cut.vertebrae]
+    cut = back["L2"]
+    assert cut["assessment"] == "not_assessable"
+    assert cut["assessment_reason"] == "cut_by_scan_range"
+    assert cut["genant_grade"] is None and cut["heights_mm"] == {} and cut["fracture_probability"] is None
+    assert cut["level_status"] == "uncertain"
+    assert cut["level_confidence"] == pytest.approx(0.55)
+    assert back["T12"]["assessment"] == "assessed" and back["T12"]["genant_grade"] == 2
+    assert back["T12"]["level_status"] == "confident"
+    assert back["T12"]["level_confidence"] == pytest.approx(0.98)
+    patient = read_sr_patient_findings(cut_sr_path)
+    assert patient["number_of_vertebrae_evaluated"] == 3
+    assert patient["number_of_vertebrae_not_assessable"] == 1
+    assert patient["number_of_fractured_vertebrae"] == 1
+    # The cut body's group holds no Genant grade, no height and no probability.
+    groups = hd.sr.srread(cut_sr_path).content.get_image_measurement_groups()
+    l2 = next(g for g in groups if g.tracking_identifier == "L2 vertebral body")
+    assert l2.get_qualitative_evaluations(name=C.GENANT_GRADE) == []
+    assert l2.get_measurements(name=C.HEIGHT) == []
+    assert l2.get_measurements(name=C.VERTEBRAL_FRACTURE_PROBABILITY) == []
+    (status,) = l2.get_qualitative_evaluations(name=C.ASSESSMENT_STATUS)
+    assert status.value == C.NOT_EVALUATED
+
+
+def test_sr_with_not_assessable_body_passes_dciodvfy(cut_sr_path: Path) -> None:
+    errors, warnings = dciodvfy_errors(cut_sr_path)
+    assert errors == []
+    assert [w for w in warnings if PRIVATE_SCHEME_WARNING not in w] == []
+    text = dsrdump(cut_sr_path)
+    assert "Not Evaluated" in text and "Cut by the scanned range" in text

@@ -1,0 +1,305 @@
+"""Assessability: whether the image supports measuring and grading a detected body.
+
+A body is measured and graded only when the scan holds it whole. The test uses the body's
+*expected* anatomical extent, not where its keypoints landed: where a scan stops inside a
+body, the detector tends to put the endplate on the last slice or on an inner bright band,
+so keypoints a few millimetres inside the volume prove nothing. The expected extent comes
+from the spacing of the body's detected neighbours along the spine curve (one body plus
+its two discs span about 1.2 times the body-to-body pitch), or, for a body without a
+detected neighbour, from a conservative pitch for its region. A body is **not assessable**
+when:
+
+* ``cut_by_scan_range``: its expected extent, discs included, plus one slice spacing does
+  not lie inside the scanned range (the first and last slice centres);
+* ``cut_by_field_of_view``: its expected extent leaves the reconstructed image in-plane, or
+  its interior samples read as outside the reconstruction circle (padding or air);
+* ``next_to_metal``: metal (screws, rods, cement with metal) lies in or next to it: streaks
+  make its endplates unreliable;
+* ``implausible_height``: it is the last detected body on one side, its measured height is
+  far below what its neighbour's pitch implies, and no disc is visible beyond it in the
+  straightened image (a body cut by the scan or hidden, not a measurable collapse).
+
+Such a body is still reported (detected, with its level), never graded, never a neighbour
+reference for grading, and never part of the patient's probability (docs/sr.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from spinevcf.detector import Detection
+from spinevcf.geometry.cpr import CPRImage
+from spinevcf.schema import LEVEL_INDEX
+from spinevcf.volume import Volume
+
+__all__ = [
+    "Assessment",
+    "assess_bodies",
+    "NOT_ASSESSABLE_REASONS",
+    "EXTENT_PITCH_FRACTION",
+    "SLICE_MARGIN",
+    "IN_PLANE_MARGIN_MM",
+    "METAL_HU",
+    "IMPLAUSIBLE_HEIGHT_FRACTION",
+]
+
+log = logging.getLogger(__name__)
+
+#: Reasons a body is not assessable (results.json ``assessment_reason``) and their text.
+NOT_ASSESSABLE_REASONS: Final = MappingProxyType(
+    {
+        "cut_by_scan_range": "cut by the scanned range: the body or a disc next to it is not fully in the scan",
+        "cut_by_field_of_view": "cut by the reconstructed field of view",
+        "next_to_metal": "metal in or next to the body",
+        "implausible_height": "implausible height for its level with no disc visible beyond it",
+        "outside_reformatted_image": "extends beyond the straightened image (the spine curve ends in it)",
+    }
+)
+
+#: Half the expected extent of a body with its two discs, as a fraction of the pitch (distance
+#: between neighbouring body centres): a body fills about 0.75-0.8 of the pitch, so the far
+#: side of each disc lies at about 0.5 + 0.1 pitch from the centre.
+EXTENT_PITCH_FRACTION: Final = 0.6
+#: Pitch of a body without a detected neighbour (mm): the upper end of the adult range per
+#: region, so that a lone body is only assessed when the scan clearly holds it.
+FALLBACK_PITCH_MM: Final = MappingProxyType({"C": 22.0, "T": 32.0, "L": 42.0})
+#: A neighbour farther than this times the other side's pitch is a missed body, not adjacent.
+MAX_PITCH_RATIO: Final = 1.5
+#: Growth of the pitch from one level to the next used when only one side is known (the
+#: larger of the cranial and caudal steps seen in adult morphometry: conservative).
+PITCH_STEP_FACTOR: Final = 1.1
+#: The expected extent must lie this many slice spacings inside the first / last slice centre.
+SLICE_MARGIN: Final = 1.0
+#: ... and this far (mm) inside the in-plane faces of the image.
+IN_PLANE_MARGIN_MM: Final = 2.0
+#: Lateral offsets (mm) of the sampled sagittal planes of a body.
+LATERAL_SAMPLES_MM: Final = (-10.0, 0.0, 10.0)
+#: Lateral offsets (mm) of the samples that must show tissue inside the body.
+CORE_LATERAL_MM: Final = (-6.0, 0.0, 6.0)
+#: Inside a vertebral body no tissue is below this (HU): lower means outside the
+#: reconstruction circle (padding) or no data.
+OUTSIDE_FOV_HU: Final = -900.0
+#: Metal (HU); also the threshold of the rib search (spinevcf.ribs).
+METAL_HU: Final = 2500.0
+#: Metal searched this far around the body (mm) and every ``METAL_STEP_MM``.
+METAL_MARGIN_MM: Final = 5.0
+METAL_STEP_MM: Final = 2.5
+METAL_LATERAL_MM: Final = 22.0
+#: Fewer metal samples than this are noise (a calcification, a streak peak).
+METAL_MIN_SAMPLES: Final = 3
+#: Fraction of the pitch a body's height fills (adult thoracolumbar average).
+BODY_PITCH_FRACTION: Final = 0.78
+#: A last body whose mean height is below this fraction of the expected one is implausible.
+IMPLAUSIBLE_HEIGHT_FRACTION: Final = 0.55
+#: A disc is "visible" beyond an endplate when the CPR profile dips at least this far
+#: below the bone on its far side (HU).
+DISC_CONTRAST_HU: Final = 60.0
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """Whether one detected body can be measured and graded.
+
+    Attributes:
+        assessable: ``True`` when the image supports a finding.
+        reason: key of :data:`NOT_ASSESSABLE_REASONS` when not assessable, else ``None``.
+        extent_s_mm: expected (cranial, caudal) arc-length extent used for the test.
+    """
+
+    assessable: bool
+    reason: str | None
+    extent_s_mm: tuple[float, float]
+
+
+def _region(label: str | None) -> str:
+    return label[0] if label else "T"
+
+
+def _pitches(s: npt.NDArray[np.float64], labels: Sequence[str | None]) -> npt.NDArray[np.float64]:
+    """(n, 2) cranial and caudal pitch per body: from adjacent neighbours, else conservative."""
+    n = len(s)
+    out = np.full((n, 2), np.nan)
+    for i in range(n):
+        for side, j in ((0, i - 1), (1, i + 1)):
+            if not 0 <= j < n:
+                continue
+            li, lj = labels[i], labels[j]
+            if li is not None and lj is not None and abs(LEVEL_INDEX[li] - LEVEL_INDEX[lj]) != 1:
+                continue  # a level gap: a body was missed in between
+            out[i, side] = abs(s[i] - s[j])
+    for i in range(n):
+        a, b = out[i]
+        if np.isfinite(a) and np.isfinite(b):  # one side is a missed body: keep the shorter
+            if a > MAX_PITCH_RATIO * b:
+                out[i, 0] = np.nan
+            elif b > MAX_PITCH_RATIO * a:
+                out[i, 1] = np.nan
+        a, b = out[i]
+        if np.isfinite(a) and not np.isfinite(b):
+            out[i, 1] = a * PITCH_STEP_FACTOR
+        elif np.isfinite(b) and not np.isfinite(a):
+            out[i, 0] = b * PITCH_STEP_FACTOR
+        elif not np.isfinite(a) and not np.isfinite(b):
+            out[i] = FALLBACK_PITCH_MM[_region(labels[i])]
+    return out
+
+
+def _to_index(volume: Volume, pts: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    inv = np.linalg.inv(volume.affine)
+    return pts @ inv[:3, :3].T + inv[:3, 3]
+
+
+def _inside(volume: Volume, idx: npt.NDArray[np.float64]) -> tuple[bool, bool]:
+    """(inside the scanned range along the slice axis, inside the image in-plane)."""
+    shape = np.asarray(volume.shape, dtype=np.float64)
+    spacing = np.linalg.norm(volume.affine[:3, :3], axis=0)
+    z_ok = bool(((idx[:, 0] >= SLICE_MARGIN) & (idx[:, 0] <= shape[0] - 1 - SLICE_MARGIN)).all())
+    pad = IN_PLANE_MARGIN_MM / spacing[1:]
+    xy_ok = bool(((idx[:, 1:] >= -0.5 + pad) & (idx[:, 1:] <= shape[1:] - 0.5 - pad)).all())
+    return z_ok, xy_ok
+
+
+def _sample(volume: Volume, idx: npt.NDArray[np.float64], fill: float) -> npt.NDArray[np.float64]:
+    return ndimage.map_coordinates(volume.array, idx.T, order=0, mode="constant", cval=fill)
+
+
+def _box(
+    cpr: CPRImage, s_range: tuple[float, float], u_range: tuple[float, float], v: Sequence[float], step: float
+) -> npt.NDArray[np.float64]:
+    """LPS points of a regular (s, u, v) grid."""
+    ss = np.arange(s_range[0], s_range[1] + 1e-6, step)
+    uu = np.arange(u_range[0], u_range[1] + 1e-6, step)
+    S, U, V = np.meshgrid(ss, uu, np.asarray(v, dtype=np.float64), indexing="ij")
+    return cpr.curve.local_to_global(S.ravel(), U.ravel(), V.ravel())
+
+
+def _disc_visible(cpr: CPRImage, kp_rc: npt.NDArray[np.float64], caudal: bool, pitch: float) -> bool:
+    """Whether the CPR shows a disc (a dip, then bone) beyond one endplate of a body."""
+    img = cpr.image[0]
+    rows_valid = int(cpr.valid_rows or img.shape[0])
+    plate = kp_rc[3:6] if caudal else kp_rc[0:3]
+    c0, c1 = np.sort([kp_rc[:, 1].min(), kp_rc[:, 1].max()])
+    width = c1 - c0
+    cols = np.arange(int(round(c0 + 0.2 * width)), int(round(c1 - 0.2 * width)) + 1)
+    cols = cols[(cols >= 0) & (cols < img.shape[1])]
+    start = float(plate[:, 0].mean())
+    length = EXTENT_PITCH_FRACTION * pitch / cpr.pixel_mm
+    stop = start + length if caudal else start - length
+    lo, hi = sorted((start, stop))
+    rows = np.arange(int(np.floor(lo)), int(np.ceil(hi)) + 1)
+    if cols.size == 0 or rows.min() < 0 or rows.max() >= rows_valid:
+        return False
+    rc = np.stack(np.meshgrid(rows, cols, indexing="ij"), axis=-1).reshape(-1, 2).astype(np.float64)
+    if not cpr.inside_source(rc).all():
+        return False
+    profile = img[rows][:, cols].mean(axis=1)
+    if not caudal:
+        profile = profile[::-1]  # from the endplate outwards
+    dip = int(np.argmin(profile))
+    return bool(dip < profile.size - 1 and profile[dip:].max() - profile[dip] >= DISC_CONTRAST_HU)
+
+
+def assess_bodies(
+    volume: Volume,
+    cpr: CPRImage,
+    detections: Sequence[Detection],
+    heights: Sequence[dict[str, float]] | None = None,
+) -> list[Assessment]:
+    """Assess every detected body of a column (cranial first, as named by the pipeline).
+
+    Args:
+        volume: the CT (its grid decides what the scan holds).
+        cpr: the straightened image the detections are on.
+        detections: named detections sorted cranial to caudal.
+        heights: measured ``{"anterior", "middle", "posterior"}`` heights (mm) per detection,
+            for the implausible-height test; ``None`` skips that test.
+
+    Returns:
+        One :class:`Assessment` per detection, in order.
+    """
+    n = len(detections)
+    if n == 0:
+        return []
+    labels = [d.label for d in detections]
+    kps = [np.asarray(d.keypoints_px, dtype=np.float64) for d in detections]
+    s_c = np.array([cpr.pixel_to_local(np.atleast_2d(d.center_px))[0][0] for d in detections])
+    pitch = _pitches(s_c, labels)
+    out: list[Assessment] = []
+    for i in range(n):
+        s_kp, u_kp = cpr.pixel_to_local(kps[i])
+        s_lo = min(s_c[i] - EXTENT_PITCH_FRACTION * pitch[i, 0], float(s_kp.min()))
+        s_hi = max(s_c[i] + EXTENT_PITCH_FRACTION * pitch[i, 1], float(s_kp.max()))
+        u_lo, u_hi = float(u_kp.min()), float(u_kp.max())
+        extent = (float(s_lo), float(s_hi))
+        reason: str | None = None
+        # 1. Scanned range and image: the extent's corners, in three sagittal planes.
+        corners = _box(cpr, extent, (u_lo, u_hi), LATERAL_SAMPLES_MM, max(s_hi - s_lo, u_hi - u_lo) / 4.0)
+        z_ok, xy_ok = _inside(volume, _to_index(volume, corners))
+        if not z_ok:
+            reason = "cut_by_scan_range"
+        elif not xy_ok:
+            reason = "cut_by_field_of_view"
+        # 2. The body's interior must be imaged (not padding outside the reconstruction circle).
+        if reason is None:
+            core = _box(
+                cpr,
+                (float(s_kp.min()) + 1.0, float(s_kp.max()) - 1.0),
+                (u_lo + 2.0, u_hi - 2.0),
+                CORE_LATERAL_MM,
+                3.0,
+            )
+            if (_sample(volume, _to_index(volume, core), fill=-3024.0) < OUTSIDE_FOV_HU).any():
+                reason = "cut_by_field_of_view"
+        # 3. Metal in or next to the body.
+        if reason is None:
+            lat = np.arange(-METAL_LATERAL_MM, METAL_LATERAL_MM + 1e-6, METAL_STEP_MM)
+            region = _box(
+                cpr,
+                (float(s_kp.min()) - METAL_MARGIN_MM, float(s_kp.max()) + METAL_MARGIN_MM),
+                (u_lo - METAL_MARGIN_MM, u_hi + 2 * METAL_MARGIN_MM),
+                lat,
+                METAL_STEP_MM,
+            )
+            if (
+                int((_sample(volume, _to_index(volume, region), fill=0.0) >= METAL_HU).sum())
+                >= METAL_MIN_SAMPLES
+            ):
+                reason = "next_to_metal"
+        # 4. A last body far too short for its pitch, with no disc beyond it.
+        if reason is None and heights is not None:
+            reason = _implausible(cpr, kps[i], heights[i], labels, i, pitch[i], n)
+        out.append(Assessment(reason is None, reason, extent))
+    n_out = sum(not a.assessable for a in out)
+    if n_out:
+        log.info("%d of %d vertebral bodies not assessable", n_out, n)
+    return out
+
+
+def _implausible(
+    cpr: CPRImage,
+    kp: npt.NDArray[np.float64],
+    h: dict[str, float],
+    labels: Sequence[str | None],
+    i: int,
+    pitch: npt.NDArray[np.float64],
+    n: int,
+) -> str | None:
+    """``"implausible_height"`` for an end body too short for its pitch with no disc beyond."""
+    ends = [(side, caudal) for side, caudal, j in ((0, False, i - 1), (1, True, i + 1)) if not 0 <= j < n]
+    if not ends:
+        return None
+    expected = BODY_PITCH_FRACTION * float(np.min(pitch))
+    if float(np.mean(list(h.values()))) >= IMPLAUSIBLE_HEIGHT_FRACTION * expected:
+        return None
+    for side, caudal in ends:
+        if not _disc_visible(cpr, kp, caudal, float(pitch[side])):
+            return "implausible_height"
+    return None
