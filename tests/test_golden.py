@@ -90,7 +90,7 @@ def test_golden_study(golden_runs: dict[int, tuple[StudyRecord, StudyRecord]], s
     # assessable is reported with its reason and no grade (spinevcf.assess).
     assessed = [(t, p) for t, p in m.pairs if pred.vertebrae[p].assessed]
     assert len(assessed) >= MIN_ASSESSED * len(m.pairs), f"{len(m.pairs) - len(assessed)} not assessable"
-    for t, p in m.pairs:
+    for _, p in m.pairs:
         if not pred.vertebrae[p].assessed:
             assert pred.vertebrae[p].genant_grade is None and pred.vertebrae[p].assessment_reason
     # No fracture is called on a body cut by the scan.
