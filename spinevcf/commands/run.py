@@ -1,63 +1,89 @@
-"""``spinevcf run INPUT_DIR OUTPUT_DIR``: process a folder of many studies in-process.
+"""``spinevcf run INPUT_DIR OUTPUT_DIR``: screen many studies with N worker processes.
 
 Studies are found in ``INPUT_DIR`` (:func:`discover_studies`): each subfolder is one
 study; when ``INPUT_DIR`` holds DICOM files but no subfolder, the files are grouped by
-StudyInstanceUID. Each study gets its own output folder under ``OUTPUT_DIR``
-(:func:`output_names`), named by its StudyInstanceUID when that is a valid UID and
-otherwise by a hash of the study's input path. The models are loaded once; a failed
-study is reported and the run goes on. ``OUTPUT_DIR/run_summary.json`` lists every
-study with its status.
+StudyInstanceUID. ``--study-list FILE`` names the subfolders to screen instead (one
+path relative to ``INPUT_DIR`` per line). With ``--dicomweb URL``, ``INPUT_DIR`` is a
+text file of StudyInstanceUIDs, each retrieved over WADO-RS by the worker that processes
+it; ``--store-dicomweb URL`` stores each study's SR and secondary capture back (STOW-RS).
 
-This is the batch path: it calls :func:`spinevcf.pipeline.process_study` directly,
-without Holoscan, so it starts once and runs as fast as the pipeline allows. The
-single-study MONAI Deploy application (``python -m app``) runs the same stages.
+Each study gets its own output folder under ``OUTPUT_DIR`` (:func:`output_names`), named
+by its StudyInstanceUID when that is a valid UID and otherwise by a hash of the study's
+input path. ``--workers N`` (default: the usable CPUs) worker processes each load the
+models once (ONNX Runtime in-process, or one shared Triton server with
+``--triton-url``) and take studies from a queue one at a time (:mod:`spinevcf.batch`);
+``--workers 0`` processes in this process (no crash isolation; for debugging).
+
+Resumable and exact: a study's folder appears in one rename when all its outputs are
+written, so re-running the same command skips complete studies and redoes interrupted
+ones; ``--redo-failed`` also redoes those the last run reported failed, ``--force``
+redoes everything. SIGINT / SIGTERM stop handing out studies and let those in flight
+finish for ``--drain-timeout`` seconds; a second signal stops at once. A worker that dies
+(killed, out of memory) is replaced and its study reported failed. Transient Triton or
+PACS errors are retried with back-off (``--retries``). ``OUTPUT_DIR/run_summary.json``
+lists every study as done, failed (with the one-line reason) or not started, with
+per-stage time totals and the throughput.
+
+``--shards N --shard-index I`` (default ``$JOB_COMPLETION_INDEX``, set by a Kubernetes
+Indexed Job) screens only the studies whose key hashes to shard ``I``; each shard writes
+its own summary ``run_summary-shard-<I>-of-<N>.json`` into the shared output folder.
 
 Exit status: 0 when every study succeeded (including studies without a spine in
-view), :data:`EXIT_SOME_FAILED` when at least one failed, the error's exit code when
+view), :data:`EXIT_SOME_FAILED` when at least one failed, :data:`EXIT_INTERRUPTED` when
+a signal stopped the run before every study was done, the error's exit code when
 nothing could start (no studies, models not loadable).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
-import json
 import logging
 import os
 import re
 import sys
-import tempfile
-import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pydicom
 from pydicom.errors import InvalidDicomError
-from tqdm import tqdm
 
-from spinevcf.errors import InputError, NoDicomFilesError, OutputError, SpineVCFError
+from spinevcf.batch.runner import STATE_NOT_STARTED, BatchOptions, BatchRunner
+from spinevcf.batch.worker import RetryPolicy, StudyTask
+from spinevcf.errors import InputError, NoDicomFilesError
 
 __all__ = [
     "add_parser",
     "run",
     "StudyInput",
-    "StudyOutcome",
     "discover_studies",
+    "read_study_list",
     "output_names",
     "is_valid_uid",
+    "shard_of",
+    "default_workers",
     "EXIT_SOME_FAILED",
+    "EXIT_INTERRUPTED",
     "SUMMARY_NAME",
+    "SHARD_INDEX_ENV",
 ]
 
 log = logging.getLogger(__name__)
 
 #: Exit status when at least one study failed (the others were processed).
 EXIT_SOME_FAILED = 1
-#: Name of the batch summary written into OUTPUT_DIR.
+#: Exit status when SIGINT / SIGTERM stopped the run with studies not started (128 + SIGINT).
+EXIT_INTERRUPTED = 130
+#: Name of the batch summary written into OUTPUT_DIR (unsharded runs).
 SUMMARY_NAME = "run_summary.json"
+#: Environment variable holding the shard index in a Kubernetes Indexed Job.
+SHARD_INDEX_ENV = "JOB_COMPLETION_INDEX"
+#: Key prefix of studies retrieved over DICOMweb.
+DICOMWEB_KEY_PREFIX = "dicomweb:"
+#: Default seconds the studies in flight may finish after the first signal.
+DEFAULT_DRAIN_TIMEOUT_S = 20.0
 
 _UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 _UID_MAX_LEN = 64
@@ -80,24 +106,6 @@ class StudyInput:
     folder: Path | None
     files: tuple[Path, ...] = ()
     study_instance_uid: str = ""
-
-
-@dataclass
-class StudyOutcome:
-    """What happened to one study (an entry of ``run_summary.json``)."""
-
-    input: str
-    output: str
-    status: str
-    exit_code: int = 0
-    message: str | None = None
-    n_vertebrae: int | None = None
-    patient_fractured: bool | None = None
-    timings_s: dict[str, float] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict without ``None`` values."""
-        return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
 def is_valid_uid(uid: str) -> bool:
@@ -187,139 +195,219 @@ def output_names(studies: Sequence[StudyInput]) -> list[str]:
     return names
 
 
-@contextmanager
-def _study_folder(study: StudyInput) -> Iterator[Path]:
-    """The study's folder; grouped files are linked into a private temporary folder."""
-    if study.folder is not None:
-        yield study.folder
-        return
-    with tempfile.TemporaryDirectory(prefix="spinevcf-study-") as tmp:
-        for i, src in enumerate(study.files):
-            dst = Path(tmp) / f"{i:06d}.dcm"
-            try:
-                dst.symlink_to(src.resolve())
-            except OSError:
-                log.debug("symlink not possible, copying a file instead")
-                dst.write_bytes(src.read_bytes())
-        yield Path(tmp)
+
+
+def _list_lines(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read the study list: {exc.strerror or type(exc).__name__}") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError("the study list is not UTF-8 text") from exc
+    lines = [ln.strip() for ln in text.splitlines()]
+    entries = [ln for ln in lines if ln and not ln.startswith("#")]
+    if not entries:
+        raise InputError("the study list names no study")
+    if len(set(entries)) != len(entries):
+        raise InputError("the study list names a study twice")
+    return entries
+
+
+def read_study_list(path: Path, input_dir: Path | None) -> list[StudyInput]:
+    """Studies named by a study list (one entry a line; blank lines and ``#`` comments skipped).
+
+    Args:
+        path: the list.
+        input_dir: for folder input, the folder the entries are relative to; ``None``
+            when the entries are StudyInstanceUIDs to retrieve over DICOMweb.
+
+    Raises:
+        InputError: unreadable list, no entry, a duplicate, an entry that leaves
+            ``input_dir`` or is not a folder, or (DICOMweb) an invalid UID.
+    """
+    entries = _list_lines(path)
+    if input_dir is None:
+        bad = sum(1 for e in entries if not is_valid_uid(e))
+        if bad:
+            raise InputError(f"{bad} entries of the study list are not valid StudyInstanceUIDs")
+        return [StudyInput(key=f"{DICOMWEB_KEY_PREFIX}{uid}", folder=None, study_instance_uid=uid) for uid in entries]
+    root = input_dir.resolve()
+    studies = []
+    for n, entry in enumerate(entries, start=1):
+        folder = (input_dir / entry).resolve()
+        if folder != root and root not in folder.parents:
+            raise InputError(f"line {n} of the study list leaves the input folder")
+        if not folder.is_dir():
+            raise InputError(f"line {n} of the study list is not a folder in the input folder")
+        studies.append(StudyInput(key=entry, folder=folder, study_instance_uid=_first_study_uid(folder)))
+    return studies
+
+
+def shard_of(key: str, count: int) -> int:
+    """The shard (0..count-1) of a study: a hash of its key, so it never depends on the list's order."""
+    return int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:_HASH_CHARS], 16) % count
+
+
+def default_workers() -> int:
+    """The CPUs this process may run on (affinity / cgroup cpuset), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register the ``run`` subcommand."""
     p = sub.add_parser(
         "run",
-        help="process a folder of studies (one subfolder per study) in-process",
+        help="screen a folder (or a DICOMweb study list) of studies with N worker processes",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("input_dir", type=Path, help="folder of studies: one subfolder per study, or DICOM files")
+    p.add_argument(
+        "input_dir",
+        type=Path,
+        help="folder of studies (one subfolder per study, or DICOM files); with --dicomweb: a file of StudyInstanceUIDs",
+    )
     p.add_argument("output_dir", type=Path, help="one output folder per study is created here")
     p.add_argument(
         "-m", "--model-repository", type=Path, default=None, help="model folder (default: the repository's)"
     )
     p.add_argument("--triton-url", default=None, help="HOST:PORT of a Triton server (default: ONNX Runtime)")
     p.add_argument("--triton-protocol", choices=("grpc", "http"), default="grpc", help="Triton protocol")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (batch jobs, logs)")
+    p.add_argument(
+        "-j", "--workers", type=_non_negative_int, default=None,
+        help=f"worker processes (default: the usable CPUs, here {default_workers()}); 0: in this process",
+    )
+    p.add_argument("--redo-failed", action="store_true", help="also redo studies the last run reported failed")
+    p.add_argument("--force", action="store_true", help="redo every study, complete ones included")
+    p.add_argument("--study-list", type=Path, default=None, help="file of subfolders of INPUT_DIR to screen")
+    p.add_argument("--dicomweb", default=None, metavar="URL", help="retrieve studies from this DICOMweb server")
+    p.add_argument("--store-dicomweb", default=None, metavar="URL", help="store SR + capture on this DICOMweb server")
+    p.add_argument("--pacs-timeout", type=float, default=60.0, help="per-request DICOMweb timeout (s)")
+    p.add_argument("--shards", type=_positive_int, default=None, help="number of shards (Kubernetes Job completions)")
+    p.add_argument(
+        "--shard-index", type=_non_negative_int, default=None,
+        help=f"this run's shard (default: ${SHARD_INDEX_ENV})",
+    )
+    p.add_argument(
+        "--drain-timeout", type=float, default=DEFAULT_DRAIN_TIMEOUT_S,
+        help="after SIGINT/SIGTERM, seconds the studies in flight may finish (default %(default)s)",
+    )
+    p.add_argument(
+        "--retries", type=_positive_int, default=RetryPolicy().attempts,
+        help="attempts per study on transient Triton/PACS errors (default %(default)s)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar: a log line per study (batch jobs)")
     p.set_defaults(func=run)
 
 
-def _process_one(pipeline: Any, study: StudyInput, out_dir: Path) -> StudyOutcome:
-    from spinevcf.pipeline import process_study
+def _shard(args: argparse.Namespace) -> tuple[int, int] | None:
+    if args.shards is None:
+        if args.shard_index is not None:
+            raise InputError("--shard-index needs --shards")
+        return None
+    index = args.shard_index
+    if index is None:
+        env = os.environ.get(SHARD_INDEX_ENV)
+        if env is None or not env.isdigit():
+            raise InputError(f"--shards needs --shard-index or ${SHARD_INDEX_ENV}")
+        index = int(env)
+    if index >= args.shards:
+        raise InputError(f"shard index {index} is not below --shards {args.shards}")
+    return index, args.shards
 
-    with _study_folder(study) as folder:
-        result = process_study(folder, out_dir, pipeline)
-    rec = result.record
-    return StudyOutcome(
-        input=study.key,
-        output=out_dir.name,
-        status=rec.status,
-        message=rec.message,
-        n_vertebrae=len(rec.vertebrae),
-        patient_fractured=rec.patient_fractured,
-        timings_s={k: round(float(v), 4) for k, v in result.timings_s.items()},
-    )
 
-
-def _write_summary(output_dir: Path, outcomes: list[StudyOutcome], wall_s: float) -> Path:
-    path = output_dir / SUMMARY_NAME
-    doc = {
-        "n_studies": len(outcomes),
-        "n_failed": sum(1 for o in outcomes if o.status == "failed"),
-        "wall_s": round(wall_s, 3),
-        "studies": [o.to_dict() for o in outcomes],
-    }
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(json.dumps(doc, indent=2) + "\n")
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path.name}: {exc.strerror or type(exc).__name__}") from exc
-    return path
+def _tasks(studies: Sequence[StudyInput], shard: tuple[int, int] | None) -> list[StudyTask]:
+    names = output_names(studies)  # over the whole list, so every shard agrees on every name
+    picked = [
+        (study, name)
+        for study, name in zip(studies, names, strict=True)
+        if shard is None or shard_of(study.key, shard[1]) == shard[0]
+    ]
+    return [
+        StudyTask(
+            index=i,
+            key=study.key,
+            name=name,
+            folder=None if study.folder is None else str(study.folder),
+            files=tuple(str(f) for f in study.files),
+            dicomweb_uid=study.study_instance_uid if study.key.startswith(DICOMWEB_KEY_PREFIX) else None,
+        )
+        for i, (study, name) in enumerate(picked)
+    ]
 
 
 def run(args: argparse.Namespace) -> int:
-    """Process every study of ``args.input_dir``; return the exit status."""
-    from spinevcf.pipeline import Pipeline
+    """Screen every study of ``args.input_dir``; return the exit status."""
+    import spinevcf.pipeline as pipeline_module
 
     input_dir = Path(args.input_dir)
-    output_dir = Path(args.output_dir)
-    studies = discover_studies(input_dir)
-    names = output_names(studies)
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create the output folder: {exc.strerror or type(exc).__name__}") from exc
-    log.info("%d studies found", len(studies))
-
-    start = time.perf_counter()
-    pipeline = Pipeline(
-        args.model_repository, triton_url=args.triton_url, triton_protocol=args.triton_protocol
-    )
-    outcomes: list[StudyOutcome] = []
-    try:
-        bar = tqdm(
-            list(zip(studies, names, strict=True)),
-            desc="studies",
-            unit="study",
-            disable=args.no_progress,
-            file=sys.stderr,
-        )
-        for i, (study, name) in enumerate(bar, start=1):
-            try:
-                outcome = _process_one(pipeline, study, output_dir / name)
-            except SpineVCFError as exc:
-                log.error("study %d/%d (%s) failed: %s", i, len(studies), name, exc)
-                outcome = StudyOutcome(study.key, name, "failed", exc.exit_code, str(exc))
-            except Exception as exc:  # a bug must not stop the batch; it is logged with its traceback
-                log.exception("study %d/%d (%s) failed unexpectedly", i, len(studies), name)
-                outcome = StudyOutcome(study.key, name, "failed", 1, f"unexpected {type(exc).__name__}")
-            else:
-                log.info(
-                    "study %d/%d (%s): %s, %d vertebrae",
-                    i,
-                    len(studies),
-                    name,
-                    outcome.status,
-                    outcome.n_vertebrae,
-                )
-            outcomes.append(outcome)
-    finally:
-        pipeline.close()
-
-    wall = time.perf_counter() - start
-    summary = _write_summary(output_dir, outcomes, wall)
-    failed = [o for o in outcomes if o.status == "failed"]
+    if args.dicomweb is not None:
+        studies = read_study_list(input_dir, None)
+    elif args.study_list is not None:
+        if not input_dir.is_dir():
+            raise InputError("input folder not found")
+        studies = read_study_list(args.study_list, input_dir)
+    else:
+        studies = discover_studies(input_dir)
+    shard = _shard(args)
+    tasks = _tasks(studies, shard)
+    summary_name = SUMMARY_NAME if shard is None else f"run_summary-shard-{shard[0]:05d}-of-{shard[1]:05d}.json"
+    workers = default_workers() if args.workers is None else args.workers
     log.info(
-        "%d studies in %.1f s: %d succeeded, %d failed; summary in %s",
-        len(outcomes),
-        wall,
-        len(outcomes) - len(failed),
-        len(failed),
-        summary.name,
+        "%d studies found%s; %d worker(s), models on %s",
+        len(studies),
+        "" if shard is None else f", {len(tasks)} in shard {shard[0]} of {shard[1]}",
+        workers,
+        args.triton_url or "ONNX Runtime",
+    )
+    factory = functools.partial(
+        pipeline_module.Pipeline, args.model_repository, triton_url=args.triton_url,
+        triton_protocol=args.triton_protocol,
+    )
+    options = BatchOptions(
+        workers=workers,
+        redo_failed=args.redo_failed,
+        force=args.force,
+        drain_timeout_s=args.drain_timeout,
+        progress=not args.no_progress,
+        shard=shard,
+        summary_name=summary_name,
+        backend=f"triton {args.triton_protocol}://{args.triton_url}" if args.triton_url else "onnxruntime",
+        retry=RetryPolicy(attempts=args.retries),
+        dicomweb_url=args.dicomweb,
+        store_url=args.store_dicomweb,
+        pacs_timeout_s=args.pacs_timeout,
+    )
+    report = BatchRunner(tasks, Path(args.output_dir), factory, options).run()
+    failed = report.failed
+    n_not = report.count(STATE_NOT_STARTED)
+    rate = report.n_processed / report.wall_s * 3600 if report.wall_s > 0 else 0.0
+    log.info(
+        "%d studies processed in %.1f s (%.0f studies/h): %d done, %d failed, %d not started; summary in %s",
+        report.n_processed, report.wall_s, rate, report.count("done"), len(failed), n_not,
+        report.summary_path.name,
     )
     if failed:
-        sys.stderr.write(f"spinevcf run: {len(failed)} of {len(outcomes)} studies failed:\n")
-        for o in failed:
-            sys.stderr.write(f"  {o.input} -> {o.output}: {o.message}\n")
-        return EXIT_SOME_FAILED
-    return 0
+        sys.stderr.write(f"spinevcf run: {len(failed)} of {len(report.results)} studies failed:\n")
+        for r in failed:
+            sys.stderr.write(f"  {r.input} -> {r.output}: {r.message}\n")
+    if n_not:
+        sys.stderr.write(f"spinevcf run: stopped; {n_not} studies not started (run the same command again)\n")
+        return EXIT_INTERRUPTED
+    return EXIT_SOME_FAILED if failed else 0
