@@ -8,9 +8,10 @@ written at most once, and it knows which study each worker holds, so a worker th
 removed and is replaced.
 
 Resuming: a study whose final folder is complete (:func:`~spinevcf.batch.outputs.read_complete`)
-is skipped; one that failed in the previous run (``run_summary.json``) keeps its failure
-unless ``redo_failed``; ``force`` redoes everything. Studies interrupted or never started
-are always redone.
+is skipped; one that failed permanently in the previous run (``run_summary.json``: bad
+input and the like) keeps its failure unless ``redo_failed``; ``force`` redoes everything.
+Studies interrupted, never started, or failed for a retryable reason (the worker died,
+Triton stayed away longer than the retries, outputs not writable) are always redone.
 
 Signals: the first SIGINT / SIGTERM stops handing out studies and lets the studies in
 flight finish for up to ``drain_timeout_s`` (then they are ended and reported not
@@ -20,6 +21,7 @@ partial output stays.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import math
@@ -84,6 +86,16 @@ MAX_INIT_DEATHS_PER_WORKER: Final = 3
 #: How long a finishing worker may take to exit before it is killed (s).
 JOIN_TIMEOUT_S: Final = 10.0
 SECONDS_PER_HOUR: Final = 3600.0
+#: Modules imported once in the dispatcher before the workers fork, so that no worker
+#: pays for them again (the loader, the writers and the in-process backend import lazily).
+PRELOAD_MODULES: Final = (
+    "spinevcf.pipeline",
+    "spinevcf.io.dicom",
+    "spinevcf.report.sr",
+    "spinevcf.report.capture",
+    "spinevcf.report.writer",
+    "spinevcf.inference.onnx_backend",
+)
 
 
 class BatchStartError(SpineVCFError):
@@ -116,6 +128,7 @@ class StudyResult:
     patient_fractured: bool | None = None
     timings_s: dict[str, float] | None = None
     attempts: int | None = None
+    retryable: bool | None = None
     previous_run: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -310,7 +323,11 @@ class BatchRunner:
         return self.output_dir / self.options.summary_name
 
     def _previous_failures(self) -> dict[str, dict[str, Any]]:
-        """Failed entries of the previous summary, by output name (an unreadable summary gives none)."""
+        """Permanent failures of the previous summary, by output name (an unreadable summary gives none).
+
+        Retryable failures (a worker that died, Triton away for longer than the retries)
+        are not listed: a plain re-run redoes them.
+        """
         path = self._summary_path()
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
@@ -321,7 +338,12 @@ class BatchRunner:
             return {}
         out: dict[str, dict[str, Any]] = {}
         for entry in doc.get("studies", []) if isinstance(doc, dict) else []:
-            if isinstance(entry, dict) and entry.get("status") == STATE_FAILED and "output" in entry:
+            if (
+                isinstance(entry, dict)
+                and entry.get("status") == STATE_FAILED
+                and not entry.get("retryable")
+                and "output" in entry
+            ):
                 out[str(entry["output"])] = entry
         return out
 
@@ -354,7 +376,10 @@ class BatchRunner:
                 commit_study(Path(r.staging), self.output_dir / task.name)
             except OutputError as exc:
                 remove_tree(Path(r.staging))
-                r = TaskResult(index=r.index, ok=False, exit_code=exc.exit_code, message=str(exc), attempts=r.attempts)
+                r = TaskResult(
+                    index=r.index, ok=False, exit_code=exc.exit_code, message=str(exc), attempts=r.attempts,
+                    retryable=True,
+                )
         self._clean_staging_of(task)
         if r.ok:
             res = StudyResult(
@@ -364,7 +389,7 @@ class BatchRunner:
         else:
             res = StudyResult(
                 task.key, task.name, STATE_FAILED, STATE_FAILED, exit_code=r.exit_code, message=r.message,
-                attempts=r.attempts,
+                attempts=r.attempts, retryable=r.retryable,
             )
         self._record(task, res, progress)
 
@@ -410,7 +435,7 @@ class BatchRunner:
                 old = previous[task.name]
                 self._results[task.index] = StudyResult(
                     task.key, task.name, STATE_FAILED, STATE_FAILED, exit_code=old.get("exit_code"),
-                    message=old.get("message"), previous_run=True,
+                    message=old.get("message"), retryable=False, previous_run=True,
                 )
             else:
                 queue.append(task)
@@ -433,6 +458,10 @@ class BatchRunner:
             for sig, old in handlers.items():
                 signal.signal(sig, old)
             remove_tree(self._staging_root)
+            try:
+                self._staging_root.parent.rmdir()  # stays while another shard still stages here
+            except OSError:
+                pass
         interrupted = self._signals > 0
         path = self._write_summary(interrupted=interrupted, final=True)
         if error is not None:
@@ -468,6 +497,8 @@ class BatchRunner:
         )
 
     def _run_workers(self, queue: deque[StudyTask], progress: _Progress) -> BatchStartError | None:
+        for module in PRELOAD_MODULES:
+            importlib.import_module(module)
         ctx = multiprocessing.get_context("fork")
         wopts = self._worker_options()
         workers: list[_Worker] = []
@@ -520,7 +551,7 @@ class BatchRunner:
                 reason = f"the worker process died while processing this study: {_describe_exit(code)}"
                 log.error("study %s: %s", task.name, reason)
                 self._record(task, StudyResult(task.key, task.name, STATE_FAILED, STATE_FAILED, exit_code=1,
-                                               message=reason, attempts=1), progress)
+                                               message=reason, attempts=1, retryable=True), progress)
             elif not w.ready and fatal is None:
                 init_deaths += 1
                 self._restarts += 1

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from spinevcf.batch.outputs import remove_tree, write_marker
-from spinevcf.errors import InferenceServerError, SpineVCFError
+from spinevcf.errors import InferenceServerError, OutputError, SpineVCFError
 
 __all__ = [
     "StudyTask",
@@ -37,6 +37,7 @@ __all__ = [
     "TaskResult",
     "PipelineFactory",
     "is_transient",
+    "is_retryable",
     "process_task",
     "worker_main",
     "MSG_READY",
@@ -152,6 +153,7 @@ class TaskResult:
     timings_s: dict[str, float] = field(default_factory=dict)
     attempts: int = 1
     worker_pid: int = 0
+    retryable: bool = False
 
 
 def _cause_chain(exc: BaseException) -> Iterator[BaseException]:
@@ -184,6 +186,16 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, InferenceServerError) and exc.__cause__ is None:
         return any(p in str(exc) for p in _NOT_READY_PHRASES)
     return False
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether a study that failed with ``exc`` is redone by a plain re-run of the batch.
+
+    Retryable: transient errors that outlasted the retries (:func:`is_transient`) and
+    outputs that could not be written (a full disk); the study itself may be fine. Input
+    errors and the like are permanent: only ``--redo-failed`` redoes them.
+    """
+    return is_transient(exc) or isinstance(exc, OutputError)
 
 
 @contextmanager
@@ -319,6 +331,7 @@ def process_task(holder: _PipelineHolder, task: StudyTask, options: WorkerOption
             message=str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
             attempts=int(getattr(exc, "attempts", 1)),
             worker_pid=os.getpid(),
+            retryable=is_retryable(exc),
         )
     except Exception as exc:  # a bug must not stop the batch; it is logged with its traceback
         log.exception("study %s failed unexpectedly", task.name)
