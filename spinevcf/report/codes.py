@@ -77,7 +77,7 @@ __all__ = [
 # --------------------------------------------------------------------------- private scheme
 PRIVATE_SCHEME_DESIGNATOR: Final = "99SPINEVCF"
 PRIVATE_SCHEME_NAME: Final = "spinevcf private codes"
-PRIVATE_SCHEME_VERSION: Final = "1.0"
+PRIVATE_SCHEME_VERSION: Final = "1.1"
 PRIVATE_SCHEME_ORGANIZATION: Final = "spinevcf project"
 
 
