@@ -59,8 +59,12 @@ def main() -> int:
         h = v["heights_mm"]
         t_v = truth.get(v["label"])
         tt = f"g{t_v['genant_grade']} {t_v['deformity']}" if t_v else "(not in truth)"
+        level = v["label"] + ("?" if v.get("level_status") == "uncertain" else "")
+        if v.get("assessment", "assessed") != "assessed":
+            print(f"{level:<6}{'not assessable: ' + str(v.get('assessment_reason')):<50}{tt:<14}")
+            continue
         print(
-            f"{v['label']:<6}{h['anterior']:>7.1f}{h['middle']:>7.1f}{h['posterior']:>7.1f}  "
+            f"{level:<6}{h['anterior']:>7.1f}{h['middle']:>7.1f}{h['posterior']:>7.1f}  "
             f"{v['genant_grade']:>5}  {v['deformity']:<10}{v['fracture_probability']:>7.2f}   {tt:<14}"
         )
     print(f"patient fracture probability: {res['patient_fracture_probability']:.2f}")
