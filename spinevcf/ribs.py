@@ -30,8 +30,9 @@ Finding the ribs (:func:`find_ribs`), in the straightened space of the spine cur
    level of its own vertebra (roots fall up to half a body spacing from it on real CT, so
    single bodies can swap ribs with a neighbour; the anchoring only needs the
    transitions).
-5. A body counts as observed when its rib region lies in the scan and no metal (pedicle
-   screws, rods: ``>= METAL_HU``) is in the column within one body spacing of it.
+5. A body counts as observed when its rib region (out to ``REACH_MM``) lies in the scan and
+   in the reconstructed field of view (above :data:`PAD_HU`), and no metal (pedicle screws,
+   rods: ``>= METAL_HU``) is in the column within one body spacing of it.
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ __all__ = [
     "find_ribs",
     "anchor_levels",
     "is_rib_bearing_level",
+    "shift_scores",
+    "best_shift",
+    "shift_labels",
 ]
 
 log = logging.getLogger(__name__)
@@ -109,6 +113,11 @@ MAX_SHIFT = 4
 MIN_OBSERVED = 0.95
 #: 26-connectivity: a thin oblique rib sampled at 2 mm touches itself only diagonally.
 _FULL_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)
+#: Samples at or below this lie outside the reconstructed field of view (scanners pad it with
+#: -1024 to -3024 HU; no tissue is below -1100 HU: air is -1000, lung -950 to -700). A rib
+#: region that reaches the padding is not observed: a small-field-of-view reconstruction
+#: that cuts the ribs a few cm from the column shows no ribs, which is no evidence of none.
+PAD_HU = -1100.0
 #: HU of metal (pedicle screws, rods): above any bone.
 METAL_HU = 2500.0
 #: Sampling step of the metal check (mm): finer than a pedicle screw (6 mm and more).
@@ -206,10 +215,13 @@ def find_ribs(volume: Volume, cpr: CPRImage, detections: Sequence[Detection]) ->
     ribs: list[Rib] = []
     for side in (1, -1):
         coords, hu = _sample_grid(volume, frame, u, side * a)  # the (s, u, |v|) grid on this side
-        inside = np.all(
-            (coords >= -0.5) & (coords <= np.asarray(volume.shape, dtype=np.float64)[:, None, None, None] - 0.5),
-            axis=0,
-        )[:, :, : reach_cols]
+        inside = (
+            np.all(
+                (coords >= -0.5) & (coords <= np.asarray(volume.shape, dtype=np.float64)[:, None, None, None] - 0.5),
+                axis=0,
+            )
+            & (hu > PAD_HU)
+        )[:, :, :reach_cols]
         for i in range(n):
             rows = np.abs(s - body_s[i]) <= 0.5 * spacing
             if rows.any() and inside[rows].mean() < MIN_OBSERVED:
@@ -300,6 +312,43 @@ def _log_likelihood(sides: int, level: str) -> float:
     return float(np.log(table[min(max(int(sides), 0), 2)]))
 
 
+def shift_scores(detections: Sequence[Detection], evidence: RibEvidence) -> dict[int, float]:
+    """Log-score of each candidate shift ``k`` of the detector's names (see :func:`anchor_levels`).
+
+    ``score(k) = sum_i log P(sides_i | name_i + k) - SHIFT_PENALTY * |k|`` over the labelled,
+    observed detections, for every ``k`` with ``|k| <= MAX_SHIFT`` that keeps all names in
+    :data:`~spinevcf.schema.LEVELS`. Up to a constant, ``score(k)`` is the log-posterior of
+    the shift: the prior ``exp(-SHIFT_PENALTY |k|)`` centred on the detector's count times
+    the likelihood of the ribs found. Empty when no detection is labelled.
+
+    Raises:
+        ValueError: ``evidence`` is not for these detections.
+    """
+    dets = list(detections)
+    if len(dets) != len(evidence.sides):
+        raise ValueError(f"{len(dets)} detections but rib evidence for {len(evidence.sides)}")
+    idx = [(i, LEVELS.index(d.label)) for i, d in enumerate(dets) if d.label is not None]
+    if not idx:
+        return {}
+    assert evidence.observed is not None  # set by __post_init__
+    seen = [(i, j) for i, j in idx if evidence.observed[i]]
+    lo = -min(j for _, j in idx)
+    hi = len(LEVELS) - 1 - max(j for _, j in idx)
+    return {
+        k: sum(_log_likelihood(int(evidence.sides[i]), LEVELS[j + k]) for i, j in seen) - SHIFT_PENALTY * abs(k)
+        for k in sorted(range(max(lo, -MAX_SHIFT), min(hi, MAX_SHIFT) + 1), key=abs)
+    }
+
+
+def best_shift(scores: dict[int, float]) -> int:
+    """The shift with the highest score; ties go to the smaller ``|k|`` (then the negative)."""
+    best_k, best = 0, -np.inf
+    for k in sorted(scores, key=lambda x: (abs(x), x)):
+        if scores[k] > best + 1e-9:
+            best_k, best = k, scores[k]
+    return best_k
+
+
 def anchor_levels(detections: Sequence[Detection], evidence: RibEvidence) -> list[Detection]:
     """Shift the detector's level names so the rib-bearing bodies are the thoracic ones.
 
@@ -329,24 +378,14 @@ def anchor_levels(detections: Sequence[Detection], evidence: RibEvidence) -> lis
         ['T11', 'T12', 'L1', 'L2']
     """
     dets = list(detections)
-    if len(dets) != len(evidence.sides):
-        raise ValueError(f"{len(dets)} detections but rib evidence for {len(evidence.sides)}")
-    idx = [(i, LEVELS.index(d.label)) for i, d in enumerate(dets) if d.label is not None]
-    if not idx:
-        return dets
-    sides = evidence.sides
-    seen = [(i, j) for i, j in idx if evidence.observed[i]]
-    lo = -min(j for _, j in idx)
-    hi = len(LEVELS) - 1 - max(j for _, j in idx)
-    best_k, best = 0, -np.inf
-    for k in sorted(range(max(lo, -MAX_SHIFT), min(hi, MAX_SHIFT) + 1), key=abs):
-        score = sum(_log_likelihood(int(sides[i]), LEVELS[j + k]) for i, j in seen) - SHIFT_PENALTY * abs(k)
-        if score > best + 1e-9:
-            best_k, best = k, score
+    scores = shift_scores(dets, evidence)
+    best_k = best_shift(scores) if scores else 0
     if best_k == 0:
         return dets
     log.info("level names shifted by %+d to agree with the rib-bearing vertebrae", best_k)
-    out = list(dets)
-    for i, j in idx:
-        out[i] = replace(dets[i], label=LEVELS[j + best_k])
-    return out
+    return shift_labels(dets, best_k)
+
+
+def shift_labels(detections: Sequence[Detection], k: int) -> list[Detection]:
+    """The detections with every label moved ``k`` levels (unlabelled ones unchanged)."""
+    return [d if d.label is None else replace(d, label=LEVELS[LEVELS.index(d.label) + k]) for d in detections]
