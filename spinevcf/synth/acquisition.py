@@ -191,12 +191,10 @@ def sample_acquisition(
     )
 
 
-def _named_bodies(phantom: Phantom) -> list[tuple[float, float]]:
-    """(inferior z, superior z) of each body named in LEVELS along its centre (mid keypoints)."""
+def _body_heights(phantom: Phantom) -> list[tuple[float, float]]:
+    """(inferior z, superior z) of each vertebral body (C2 .. the sacral body) along its centre (mid keypoints)."""
     out = []
     for vb in phantom.spine.vertebrae:
-        if vb.level not in LEVELS:
-            continue
         kp = vb.keypoints()
         out.append((float(kp[3:6, 2].mean()), float(kp[0:3, 2].mean())))
     return out
@@ -214,12 +212,13 @@ def _cut_ends(
 
     The first slice centre is put at a random fraction (:data:`CUT_FRACTION_RANGE`) of the
     height of the body nearest to ``z_top``; the last slice centre is the grid point nearest
-    to a random fraction of a body below it, nearest to ``z_bot``.
+    to a random fraction of a body below it, nearest to ``z_bot``. Any body can be an end
+    body, the sacral S1 included (a cut S1 is not listed as partial: it has no truth).
 
     Returns:
         (z of the first, most cranial slice, number of slices).
     """
-    bodies = _named_bodies(phantom)
+    bodies = _body_heights(phantom)
     i_top = _nearest_body(bodies, z_top)
     i_bot = max(_nearest_body(bodies, z_bot), i_top + 1)
     if i_bot >= len(bodies):

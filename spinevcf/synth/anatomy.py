@@ -36,6 +36,12 @@ __all__ = [
     "FRACTURE_LEVEL_WEIGHTS",
     "TORSO_BY_LEVEL",
     "KEYPOINT_INSET_MM",
+    "RibGeometry",
+    "AnatomyFamily",
+    "DEFAULT_FAMILY",
+    "HELDOUT_FAMILY",
+    "FAMILY_TABLES",
+    "SACRALISED_JUNCTION_MM",
 ]
 
 
@@ -170,3 +176,173 @@ TORSO_BY_LEVEL: tuple[tuple[float, float, float, float], ...] = (
 #: posterior walls, so that the vertical through them crosses the endplate cortex and
 #: not the wall cortex (annotators place them at the corners).
 KEYPOINT_INSET_MM: float = 2.0
+
+
+# ---------------------------------------------------------------------------------------
+# Anatomy families
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RibGeometry:
+    """Rib shape of one anatomy family (see :func:`spinevcf.synth.body.sample_body`).
+
+    Attributes:
+        direction_y: posterior component of the rib's first segment (head -> tubercle)
+            relative to the lateral one (the rib angle seen from above).
+        half_axes: (vertical, in-plane) semi-axes of the rib shaft (mm).
+        head_offset: where the rib head sits beside the body: (mm lateral of the body's
+            side wall, fraction of the half-depth in front of the posterior wall, fraction
+            of the posterior height above the body centre).
+        head_scale: radius of the rib head relative to the shaft (1: same as the shaft).
+        end_bone_12: range of the angle (rad, along the torso ellipse) where the 12th
+            rib's bone ends; one value is drawn per patient (how far it reaches).
+    """
+
+    direction_y: float
+    half_axes: tuple[float, float]
+    head_offset: tuple[float, float, float]
+    head_scale: float
+    end_bone_12: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class AnatomyFamily:
+    """One set of normative anatomy tables of the generator.
+
+    Attributes:
+        name: family name (:data:`spinevcf.synth.config.FAMILIES`).
+        body_sizes: mean body size by level; may also hold "S1", the mobile S1 of a
+            lumbarised sacrum.
+        wedge: physiological Ha/Hp by level.
+        disc_height_below: disc height below each level (mm).
+        cortex_mm: thickness of the body's wall shell (mm).
+        endplate_cortex_mm: thickness of the endplate shell (mm).
+        shell_fraction: per-patient range of the shell density (see ``BODY_SHELL_FRACTION``).
+        concavity: per-vertebra range of the normal central endplate concavity (mm, before
+            the patient scale); a family may offer several ranges, one drawn per patient.
+        rim_round_mm: per-patient range of the rounding of the endplate rims (mm of height
+            lost at the rim; 0: sharp corners).
+        notch_fraction: depth of the posterior body concavity as a fraction of the
+            half-depth, thoracic/lumbar.
+        ribs: rib geometry.
+        p_11_ribs: probability of 11 rib pairs (no rib on T12).
+        p_13_ribs: probability of 13 rib pairs (a rib on L1).
+        p_lumbarised_s1: probability of a lumbarised S1 (a sixth mobile lumbar-type body).
+        p_sacralised_l5: probability of a sacralised L5 (fused to the sacrum, broad
+            transverse processes).
+    """
+
+    name: str
+    body_sizes: dict[str, BodySize]
+    wedge: dict[str, float]
+    disc_height_below: dict[str, float]
+    cortex_mm: float
+    endplate_cortex_mm: float
+    shell_fraction: tuple[float, float]
+    concavity: tuple[tuple[float, float], ...]
+    rim_round_mm: tuple[float, float]
+    notch_fraction: float
+    ribs: RibGeometry
+    p_11_ribs: float = 0.0
+    p_13_ribs: float = 0.0
+    p_lumbarised_s1: float = 0.0
+    p_sacralised_l5: float = 0.0
+
+
+#: The default family: the tables above (training, calibration, model choice, ``make evaluate``).
+DEFAULT_FAMILY = AnatomyFamily(
+    name="default",
+    body_sizes=BODY_SIZES,
+    wedge=PHYSIOLOGICAL_WEDGE,
+    disc_height_below=DISC_HEIGHT_BELOW,
+    cortex_mm=CORTEX_MM,
+    endplate_cortex_mm=ENDPLATE_CORTEX_MM,
+    shell_fraction=BODY_SHELL_FRACTION,
+    concavity=((0.4, 1.1),),
+    rim_round_mm=(0.0, 0.0),
+    notch_fraction=0.12,
+    ribs=RibGeometry(
+        direction_y=0.55,
+        half_axes=(5.5, 3.0),
+        head_offset=(2.0, 0.3, 0.45),
+        head_scale=1.0,
+        end_bone_12=(1.35, 1.35),
+    ),
+)
+
+#: Held-out body sizes: wider and shallower thoracic bodies, a larger T12 -> L1 step,
+#: taller lumbar bodies (about +6 %), and the mobile S1 of a lumbarised sacrum.
+HELDOUT_BODY_SIZES: dict[str, BodySize] = {
+    "C2": BodySize(15.5, 15.5, 15.5),
+    "C3": BodySize(13.5, 17.0, 15.0),
+    "C4": BodySize(13.5, 17.5, 15.5),
+    "C5": BodySize(13.5, 18.5, 15.5),
+    "C6": BodySize(13.5, 20.5, 16.0),
+    "C7": BodySize(14.5, 24.0, 16.5),
+    "T1": BodySize(16.0, 27.0, 16.5),
+    "T2": BodySize(16.5, 28.0, 17.5),
+    "T3": BodySize(17.0, 29.5, 19.0),
+    "T4": BodySize(17.5, 30.5, 21.0),
+    "T5": BodySize(18.0, 31.5, 23.0),
+    "T6": BodySize(18.5, 32.5, 24.5),
+    "T7": BodySize(19.0, 34.0, 26.0),
+    "T8": BodySize(19.5, 35.5, 27.0),
+    "T9": BodySize(20.0, 37.0, 28.0),
+    "T10": BodySize(21.0, 39.0, 29.0),
+    "T11": BodySize(22.0, 41.0, 30.0),
+    "T12": BodySize(23.0, 43.0, 31.0),
+    "L1": BodySize(26.5, 45.5, 33.5),
+    "L2": BodySize(27.5, 47.5, 34.5),
+    "L3": BodySize(28.0, 49.5, 35.5),
+    "L4": BodySize(28.0, 51.5, 36.0),
+    "L5": BodySize(27.0, 53.0, 35.5),
+    "S1": BodySize(25.5, 52.0, 35.0),
+}
+
+#: Held-out physiological wedging: a little more thoracic kyphotic wedging, stronger L5.
+HELDOUT_WEDGE: dict[str, float] = {
+    **{f"C{i}": 1.0 for i in range(2, 8)},
+    "T1": 0.96, "T2": 0.96, "T3": 0.95, "T4": 0.94, "T5": 0.93, "T6": 0.92,
+    "T7": 0.91, "T8": 0.91, "T9": 0.92, "T10": 0.94, "T11": 0.95, "T12": 0.97,
+    "L1": 0.98, "L2": 1.0, "L3": 1.02, "L4": 1.06, "L5": 1.13, "S1": 1.12,
+}  # fmt: skip
+
+#: Held-out disc heights: thinner upper thoracic, taller lumbar discs; "S1" is the disc
+#: below a lumbarised S1.
+HELDOUT_DISC_HEIGHT_BELOW: dict[str, float] = {
+    "C1": 0.0, "C2": 5.0, "C3": 5.0, "C4": 5.0, "C5": 5.0, "C6": 5.0, "C7": 4.5,
+    "T1": 3.0, "T2": 3.0, "T3": 3.2, "T4": 3.5, "T5": 3.8, "T6": 4.1, "T7": 4.4,
+    "T8": 4.8, "T9": 5.2, "T10": 5.8, "T11": 6.4, "T12": 7.8,
+    "L1": 9.0, "L2": 10.5, "L3": 11.5, "L4": 12.0, "L5": 11.0, "S1": 7.5,
+}  # fmt: skip
+
+#: The held-out family: never used for training, calibration or model choice.
+HELDOUT_FAMILY = AnatomyFamily(
+    name="heldout",
+    body_sizes=HELDOUT_BODY_SIZES,
+    wedge=HELDOUT_WEDGE,
+    disc_height_below=HELDOUT_DISC_HEIGHT_BELOW,
+    cortex_mm=1.5,
+    endplate_cortex_mm=1.4,
+    shell_fraction=(0.25, 0.7),
+    concavity=((0.15, 0.5), (0.9, 1.5)),  # flat or deep endplates
+    rim_round_mm=(1.0, 2.5),
+    notch_fraction=0.07,
+    ribs=RibGeometry(
+        direction_y=0.42,
+        half_axes=(6.5, 3.6),
+        head_offset=(3.5, 0.4, 0.5),
+        head_scale=1.35,
+        end_bone_12=(1.05, 1.75),
+    ),
+    p_11_ribs=0.05,
+    p_13_ribs=0.05,
+    p_lumbarised_s1=0.05,
+    p_sacralised_l5=0.05,
+)
+
+#: Anatomy families by name.
+FAMILY_TABLES: dict[str, AnatomyFamily] = {"default": DEFAULT_FAMILY, "heldout": HELDOUT_FAMILY}
+#: Height (mm) of the fused L5-S1 junction of a sacralised L5 (a bony bridge, no disc).
+SACRALISED_JUNCTION_MM: tuple[float, float] = (1.0, 2.0)

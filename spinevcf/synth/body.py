@@ -21,6 +21,12 @@ __all__ = ["Torso", "SlabEllipse", "MaskShape", "Table", "sample_body"]
 
 #: Half-width (mm) of the mediastinum / paravertebral strip between the lungs at the spine.
 MEDIASTINUM_HALF_MM: float = 18.0
+#: Numbers of rib pairs :func:`sample_body` can draw (12 normal; 11 and 13 transitional).
+RIB_PAIRS: tuple[int, ...] = (11, 12, 13)
+#: Angle (rad along the torso ellipse) where the bone of a 13th (L1) rib ends: a short stub.
+RIB13_END_BONE: float = 1.1
+#: Shaft size of a 13th rib relative to the family's rib shaft.
+RIB13_SCALE: float = 0.8
 
 MaskFn = Callable[
     [npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]], npt.NDArray[np.bool_]
@@ -224,17 +230,38 @@ def sample_torso(rng: np.random.Generator, spine: Spine) -> Torso:
 
 
 def _rib_path(
-    torso: Torso, spine: Spine, level: str, side: float, rng: np.random.Generator
+    torso: Torso,
+    spine: Spine,
+    level: str,
+    side: float,
+    rng: np.random.Generator,
+    *,
+    num: int | None = None,
+    ribs: A.RibGeometry = A.DEFAULT_FAMILY.ribs,
+    end_bone_12: float | None = None,
 ) -> tuple[npt.NDArray[np.float64], float, float]:
-    """Rib centre line (LPS points), index where the bone ends (rest: cartilage), drop."""
+    """Rib centre line (LPS points), index where the bone ends (rest: cartilage), drop.
+
+    Args:
+        torso: the torso.
+        spine: the spine.
+        level: the rib-bearing vertebra (T1..T12, or L1 for a 13th rib).
+        side: -1 right, +1 left.
+        rng: random generator.
+        num: rib number (1..13); ``None``: the thoracic level's number.
+        ribs: the family's rib geometry.
+        end_bone_12: where the 12th rib's bone ends (rad); ``None``: the family's default.
+    """
     vb = spine.by_level(level)
     assert vb is not None  # thoracic levels always exist
-    num = int(level[1:])
+    num = int(level[1:]) if num is None else num
     h = vb.rim_sup[1] + vb.rim_inf[1]
     cw, ca = canal_half(level)
     vpb = vb.half_depth - vb.notch_mm
-    head = vb.to_global([[side * (vb.half_width + 2.0), vpb - 0.3 * vb.half_depth, 0.45 * h]])[0]
-    tp_dir = np.array([side, 0.55, 0.15]) / np.linalg.norm([1.0, 0.55, 0.15])
+    lat, fwd, up = ribs.head_offset
+    head = vb.to_global([[side * (vb.half_width + lat), vpb - fwd * vb.half_depth, up * h]])[0]
+    dy = ribs.direction_y
+    tp_dir = np.array([side, dy, 0.15]) / np.linalg.norm([1.0, dy, 0.15])
     tp_len = 26.0 - 1.0 * (num - 1)
     tip = vb.to_global(
         [np.array([side * (cw + 3.0), vpb + 1.3 * ca, 0.15 * h]) + tp_len * tp_dir * 0.9 + [0, 4.0, 0]]
@@ -259,7 +286,8 @@ def _rib_path(
         9: 2.15,
         10: 2.0,
         11: 1.75,
-        12: 1.35,
+        12: 1.35 if end_bone_12 is None else end_bone_12,
+        13: RIB13_END_BONE,
     }[num]
     end_cart = {
         1: 2.95,
@@ -273,9 +301,10 @@ def _rib_path(
         9: 2.4,
         10: 2.25,
         11: 1.8,
-        12: 1.4,
+        12: 1.4 if end_bone_12 is None else end_bone_12 + 0.05,
+        13: RIB13_END_BONE + 0.05,
     }[num]
-    drop = {1: 22.0, 2: 35.0, 11: 35.0, 12: 25.0}.get(num, rng.uniform(50.0, 75.0))
+    drop = {1: 22.0, 2: 35.0, 11: 35.0, 12: 25.0, 13: 20.0}.get(num, rng.uniform(50.0, 75.0))
     th = np.linspace(th0 + 0.2, end_cart, 16)
     frac = (th - th[0]) / (end_cart - th[0])
     rr = 1.0 + 0.05 * np.sin(np.pi * frac)
@@ -288,9 +317,26 @@ def _rib_path(
 
 
 def sample_body(
-    rng: np.random.Generator, spine: Spine, torso: Torso, *, contrast: bool
+    rng: np.random.Generator,
+    spine: Spine,
+    torso: Torso,
+    *,
+    contrast: bool,
+    family: A.AnatomyFamily = A.DEFAULT_FAMILY,
+    rib_pairs: int = 12,
 ) -> tuple[list[object], list[object]]:
-    """Soft-tissue structures and non-spinal bones (each a drawable), in paint order."""
+    """Soft-tissue structures and non-spinal bones (each a drawable), in paint order.
+
+    Args:
+        rng: random generator.
+        spine: the spine.
+        torso: the torso.
+        contrast: intravenous contrast.
+        family: anatomy tables (rib geometry).
+        rib_pairs: 12; 11 (no rib on T12) or 13 (a rib on L1).
+    """
+    if rib_pairs not in RIB_PAIRS:
+        raise ValueError(f"rib_pairs must be one of {RIB_PAIRS}, got {rib_pairs}")
     z, f = torso.z, torso.level
     soft: list[object] = []
     bones: list[object] = []
@@ -582,20 +628,33 @@ def sample_body(
         soft.append(Ellipsoid(c, r, rot, hu=hu, shell_mm=3.0 if hu < -500 else 0.0, shell_hu=35.0))
 
     # ---- bones outside the spine ----------------------------------------------------------
-    for num in range(1, 13):
+    ribs = family.ribs
+    default_ribs = ribs == A.DEFAULT_FAMILY.ribs
+    # the held-out family draws how far the 12th rib reaches (the default draws nothing)
+    end12 = None if default_ribs else float(rng.uniform(*ribs.end_bone_12))
+    for num in range(1, rib_pairs + 1):
+        level = f"T{num}" if num <= 12 else "L1"
         for side in (-1.0, 1.0):
-            path, n_bone, _ = _rib_path(torso, spine, f"T{num}", side, rng)
+            path, n_bone, _ = _rib_path(torso, spine, level, side, rng, num=num, ribs=ribs, end_bone_12=end12)
             if num == 1:
                 ra, rb = 3.5, 6.0
             else:
-                ra, rb = 5.5, 3.0
+                ra, rb = ribs.half_axes
+                if num == 13:
+                    ra, rb = ra * RIB13_SCALE, rb * RIB13_SCALE
             nb = max(n_bone, 3)
             normals = np.tile([0.0, 0.0, 1.0], (nb, 1))
+            ra_v: float | npt.NDArray[np.float64] = ra
+            rb_v: float | npt.NDArray[np.float64] = rb
+            if ribs.head_scale != 1.0:  # a bulbous rib head, tapering to the shaft at the tubercle
+                taper = np.ones(nb)
+                taper[0] = ribs.head_scale
+                ra_v, rb_v = ra * taper, rb * taper
             bones.append(
                 Tube(
                     path[:nb],
-                    ra=ra,
-                    rb=rb,
+                    ra=ra_v,
+                    rb=rb_v,
                     normals=normals,
                     hu=trab + 40.0,
                     label=LABEL_OTHER_BONE,

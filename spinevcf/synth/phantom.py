@@ -226,16 +226,22 @@ def sample_phantom(seed: int, config: SynthConfig | None = None) -> Phantom:
     if not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     cfg = config or SynthConfig()
+    family = A.FAMILY_TABLES[cfg.family]
+    transitional = _transitional(seed, family)
     rng = np.random.default_rng([int(seed), 0x5F1E])
     spine = sample_spine(
         rng,
         fracture_rate=cfg.fracture_rate,
         subthreshold_rate=cfg.subthreshold_rate,
         scoliosis_rate=cfg.scoliosis_rate,
+        family=family,
+        lumbosacral=str(transitional.get("lumbosacral", "normal")),
     )
     torso = sample_torso(rng, spine)
     contrast = bool(rng.random() < cfg.contrast_rate)
-    soft, bones = sample_body(rng, spine, torso, contrast=contrast)
+    soft, bones = sample_body(
+        rng, spine, torso, contrast=contrast, family=family, rib_pairs=int(transitional.get("rib_pairs", 12))
+    )
     implants = _sample_implants(rng, spine) if rng.random() < cfg.metal_rate else []
     info = {
         "bone_density": spine.bone,
@@ -249,4 +255,29 @@ def sample_phantom(seed: int, config: SynthConfig | None = None) -> Phantom:
         },
     }
     log.debug("phantom %d: %s", seed, info)
-    return Phantom(seed, spine, torso, soft, bones, implants, contrast, info)
+    return Phantom(seed, spine, torso, soft, bones, implants, contrast, info, cfg.family, transitional)
+
+
+#: Seed-stream tag of the transitional-anatomy draws.
+_TRANSITIONAL_STREAM = 0x7A05
+
+
+def _transitional(seed: int, family: A.AnatomyFamily) -> dict[str, Any]:
+    """Transitional anatomy of the patient of ``seed`` (empty for a family without any).
+
+    Rib count (11 / 12 / 13 pairs) and lumbosacral junction (normal, lumbarised S1,
+    sacralised L5) are drawn independently, from their own seed stream, at the family's rates.
+    """
+    rates = (family.p_11_ribs, family.p_13_ribs, family.p_lumbarised_s1, family.p_sacralised_l5)
+    if not any(rates):
+        return {}
+    trng = np.random.default_rng([int(seed), _TRANSITIONAL_STREAM])
+    u, v = trng.random(2)
+    ribs = 11 if u < family.p_11_ribs else (13 if u < family.p_11_ribs + family.p_13_ribs else 12)
+    if v < family.p_lumbarised_s1:
+        ls = "lumbarised_s1"
+    elif v < family.p_lumbarised_s1 + family.p_sacralised_l5:
+        ls = "sacralised_l5"
+    else:
+        ls = "normal"
+    return {"rib_pairs": ribs, "lumbosacral": ls}

@@ -52,7 +52,8 @@ class Vertebra:
     """One vertebral body (plus its posterior elements as tubes).
 
     Attributes:
-        level: level name (C2..L5, or "S1" for the sacral body).
+        level: level name (C2..L5, or "S1" for the sacral body; with a lumbarised S1,
+            "S1" is the mobile body and "S2" the sacral body).
         center: LPS centre of the body.
         rot: columns u (left), v (posterior), w (superior).
         half_width: lateral semi-axis (mm).
@@ -77,6 +78,10 @@ class Vertebra:
         texture_hu: amplitude of the trabecular texture.
         subchondral_hu: extra density of the trabecular bone next to the endplates.
         elements: posterior elements (tubes, label "other bone").
+        cortex_mm: thickness of the wall shell (mm).
+        endplate_cortex_mm: thickness of the endplate shell (mm).
+        rim_round_mm: height (mm) the endplates lose towards the rim (rounded corners;
+            0: sharp), over the outer :data:`RIM_ROUND_START` of the squared radius.
     """
 
     level: str
@@ -99,6 +104,9 @@ class Vertebra:
     subchondral_hu: float = 0.0
     shell_fraction: float = 1.0
     elements: list[Tube] = field(default_factory=list)
+    cortex_mm: float = A.CORTEX_MM
+    endplate_cortex_mm: float = A.ENDPLATE_CORTEX_MM
+    rim_round_mm: float = 0.0
 
     @property
     def shell_hu(self) -> float:
@@ -134,6 +142,11 @@ class Vertebra:
             -(F32(self.rim_inf[0]) + tau * F32(self.rim_inf[1] - self.rim_inf[0]))
             + F32(self.concavity[1]) * bowl
         )
+        if self.rim_round_mm > 0:
+            edge = np.clip((rho2 - F32(RIM_ROUND_START)) / F32(1.0 - RIM_ROUND_START), 0.0, 1.0)
+            drop = F32(self.rim_round_mm) * edge * edge
+            sup = sup - drop
+            inf = inf + drop
         return sup, inf
 
     def section(
@@ -188,8 +201,8 @@ class Vertebra:
             cv.paint(sl, inside, 0.0, self.label)
             return
         cv.paint(sl, inside, self.shell_hu, None)
-        ce = F32(A.ENDPLATE_CORTEX_MM)
-        core = self.section(u, v, A.CORTEX_MM) & (w <= sup - ce) & (w >= inf + ce)
+        ce = F32(self.endplate_cortex_mm)
+        core = self.section(u, v, self.cortex_mm) & (w <= sup - ce) & (w >= inf + ce)
 
         def trabecular() -> npt.NDArray[np.float32]:
             val = np.full(np.broadcast_shapes(u.shape, v.shape, w.shape), F32(self.trabecular_hu), F32)
@@ -213,13 +226,18 @@ class Vertebra:
 
 @dataclass
 class Disc:
-    """An intervertebral disc between two bodies (upper, lower), filling the gap between endplates."""
+    """An intervertebral disc between two bodies (upper, lower), filling the gap between endplates.
+
+    A fused junction (sacralised L5) is the same volume drawn as bone (``label``
+    :data:`LABEL_OTHER_BONE`, bone ``hu``).
+    """
 
     upper: Vertebra
     lower: Vertebra
     hu: float
     vacuum: bool = False
     bulge_mm: float = 1.0
+    label: int = LABEL_DISC
 
     def draw(self, cv: Canvas) -> None:
         """Paint the disc and, with vacuum phenomenon, a gas cleft inside it."""
@@ -245,7 +263,7 @@ class Disc:
             & (wl > sup_l - F32(0.01))
             & (wu > F32(-3 * self.upper.max_half_height))
         )
-        cv.paint(sl, mask, self.hu, LABEL_DISC)
+        cv.paint(sl, mask, self.hu, self.label)
         if self.vacuum and not cv.labels:
             gas = (
                 (um / (au * F32(0.45))) ** 2 + ((vm + av * F32(0.1)) / (av * F32(0.35))) ** 2 <= 1.0
@@ -309,6 +327,11 @@ TEXTURE_CELL_MM: float = 0.5
 TEXTURE_TILE: int = 48
 #: Thickness (mm) of the denser subchondral trabecular bone under each endplate.
 SUBCHONDRAL_MM: float = 2.5
+#: Squared normalised radius beyond which rounded rims (``Vertebra.rim_round_mm``) drop.
+RIM_ROUND_START: float = 0.8
+#: Sacral body (S1, or S2 below a lumbarised S1): (posterior height, Ha/Hp, half-width,
+#: half-depth) before the patient scale.
+SACRAL_BODY: tuple[float, float, float, float] = (28.0, 1.05, 25.0, 17.5)
 
 
 def _texture_tile(rng: np.random.Generator) -> npt.NDArray[np.float32]:
@@ -327,11 +350,13 @@ def _bump(
     return integral / (width * np.sqrt(2 * np.pi)) * np.exp(-0.5 * ((s - centre) / width) ** 2)
 
 
-def _level_dims(rng: np.random.Generator, scale: float, level: str) -> tuple[float, float, float, float]:
+def _level_dims(
+    rng: np.random.Generator, scale: float, level: str, family: A.AnatomyFamily = A.DEFAULT_FAMILY
+) -> tuple[float, float, float, float]:
     """(posterior height, Ha/Hp ratio, half-width, half-depth) of a normal vertebra."""
-    size = A.BODY_SIZES[level]
+    size = family.body_sizes[level]
     hp = size.height_post * scale * (1.0 + rng.normal(0.0, 0.02))
-    ratio = A.PHYSIOLOGICAL_WEDGE[level] * (1.0 + rng.normal(0.0, 0.012))
+    ratio = family.wedge[level] * (1.0 + rng.normal(0.0, 0.012))
     hw = 0.5 * size.width * scale * (1.0 + rng.normal(0.0, 0.03))
     hd = 0.5 * size.depth * scale * (1.0 + rng.normal(0.0, 0.03))
     return hp, ratio, hw, hd
@@ -379,7 +404,13 @@ def _rot_frame(w: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 
 
 def sample_spine(
-    rng: np.random.Generator, *, fracture_rate: float, subthreshold_rate: float, scoliosis_rate: float
+    rng: np.random.Generator,
+    *,
+    fracture_rate: float,
+    subthreshold_rate: float,
+    scoliosis_rate: float,
+    family: A.AnatomyFamily = A.DEFAULT_FAMILY,
+    lumbosacral: str = "normal",
 ) -> Spine:
     """Draw a spine (curve, bodies, discs, posterior elements) for one patient.
 
@@ -388,7 +419,14 @@ def sample_spine(
         fracture_rate: see :class:`~spinevcf.synth.config.SynthConfig`.
         subthreshold_rate: see :class:`~spinevcf.synth.config.SynthConfig`.
         scoliosis_rate: see :class:`~spinevcf.synth.config.SynthConfig`.
+        family: anatomy tables (:data:`spinevcf.synth.anatomy.FAMILY_TABLES`).
+        lumbosacral: ``"normal"``; ``"lumbarised_s1"``: S1 is a sixth mobile lumbar-type
+            body (named "S1", outside LEVELS) with a disc below it and the sacral body is
+            S2; ``"sacralised_l5"``: L5 is fused to the sacrum (bony junction, broad
+            transverse processes).
     """
+    if lumbosacral not in LUMBOSACRAL:
+        raise ValueError(f"lumbosacral must be one of {LUMBOSACRAL}, got {lumbosacral!r}")
     bone = str(rng.choice(["healthy", "osteopenic", "osteoporotic"], p=[0.45, 0.35, 0.20]))
     multiplier = {"healthy": 0.6, "osteopenic": 1.0, "osteoporotic": 1.6}[bone]
     scale = rng.uniform(0.88, 1.12)
@@ -401,22 +439,30 @@ def sample_spine(
     tile = _texture_tile(rng)
     texture_hu = rng.uniform(0.22, 0.35) * max(trab, 60.0) + 10.0
     subchondral = rng.uniform(30.0, 120.0)
-    shell_fraction = rng.uniform(*A.BODY_SHELL_FRACTION)
+    shell_fraction = rng.uniform(*family.shell_fraction)
+    # Families with several concavity ranges (flat or deep endplates) draw one per patient;
+    # the default family draws nothing here (its random stream is unchanged).
+    conc_range = family.concavity[int(rng.integers(len(family.concavity)))] if len(family.concavity) > 1 else family.concavity[0]
+    rim_round = float(rng.uniform(*family.rim_round_mm)) if family.rim_round_mm[1] > 0 else 0.0
 
     # --- per-level dimensions and stacking along the arc length --------------------------
-    levels = list(LEVELS[1:]) + ["S1"]
+    lumbarised = lumbosacral == "lumbarised_s1"
+    sacralised = lumbosacral == "sacralised_l5"
+    levels = list(LEVELS[1:]) + (["S1", "S2"] if lumbarised else ["S1"])
+    sac = levels[-1]  # the sacral body
     dims: dict[str, dict[str, float]] = {}
     for lev in levels:
-        if lev == "S1":
-            hp, ratio, hw, hd = 28.0 * scale, 1.05, 25.0 * scale, 17.5 * scale
+        if lev == sac:
+            hp0, ratio, hw0, hd0 = SACRAL_BODY
+            hp, hw, hd = hp0 * scale, hw0 * scale, hd0 * scale
         else:
-            hp, ratio, hw, hd = _level_dims(rng, scale, lev)
+            hp, ratio, hw, hd = _level_dims(rng, scale, lev, family)
         ha = hp * ratio
         d = {"hp": hp, "ha": ha, "hw": hw, "hd": hd}
         kind, red = plan.get(lev, ("none", 0.0))
         d["kind"], d["red"] = kind, red  # type: ignore[assignment]
-        d["csup"] = rng.uniform(0.4, 1.1) * scale
-        d["cinf"] = rng.uniform(0.4, 1.1) * scale
+        d["csup"] = rng.uniform(*conc_range) * scale
+        d["cinf"] = rng.uniform(*conc_range) * scale
         d["fsup"] = rng.uniform(0.6, 1.0)
         dims[lev] = d
     heights: dict[str, float] = {}
@@ -429,10 +475,12 @@ def sample_spine(
             heights[lev] = 0.5 * (d["hp"] * (1.0 - d["red"]) + d["hp"])
     discs_h: dict[str, float] = {}
     for lev in levels[:-1]:
-        h = A.DISC_HEIGHT_BELOW[lev] * scale * rng.uniform(0.85, 1.15)
+        h = family.disc_height_below[lev] * scale * rng.uniform(0.85, 1.15)
         p_deg = age_degeneration * (1.6 if lev.startswith("L") else 0.8)
         if rng.random() < p_deg:
             h *= rng.uniform(0.3, 0.6)
+        if sacralised and lev == "L5":
+            h = float(rng.uniform(*A.SACRALISED_JUNCTION_MM))
         discs_h[lev] = h
     s_centre: dict[str, float] = {"C1": 0.0}
     s = 0.0
@@ -443,14 +491,14 @@ def sample_spine(
         s += prev_half + gap + 0.5 * heights[lev]
         s_centre[lev] = s
         prev_half, prev = 0.5 * heights[lev], lev
-    s_sacrum_end = s_centre["S1"] + 95.0 * scale
+    s_sacrum_end = s_centre[sac] + 95.0 * scale
 
     # --- curve: sagittal angle by integrating curvature bumps, lateral displacement ----------
     sig = np.arange(-80.0, s_sacrum_end + 60.0, 1.0)
     kappa = _bump(sig, s_centre["C4"], 25.0, np.radians(rng.uniform(10, 40)))
     kappa += _bump(sig, s_centre["T7"] + rng.normal(0, 12), 55.0, -np.radians(rng.uniform(20, 60)))
     kappa += _bump(sig, 0.5 * (s_centre["L3"] + s_centre["L4"]), 35.0, np.radians(rng.uniform(30, 60)))
-    kappa += _bump(sig, s_centre["S1"] + 40.0, 25.0, -np.radians(rng.uniform(40, 65)))
+    kappa += _bump(sig, s_centre[sac] + 40.0, 25.0, -np.radians(rng.uniform(40, 65)))
     for lev, d in dims.items():
         if d["kind"] == "wedge":
             kappa += _bump(sig, s_centre[lev], 8.0, -np.arctan((d["hp"] * d["red"]) / (2 * d["hd"])))
@@ -505,7 +553,8 @@ def sample_spine(
             inf = [x * (1.0 - red) for x in inf]
         elif kind == "biconcave":
             csup, cinf = d["fsup"], 1.0 - d["fsup"]  # unit total concavity, rescaled below
-        notch = 0.12 * d["hd"] if lev.startswith(("T", "L")) else 0.05 * d["hd"]
+        mobile_s1 = lumbarised and lev == "S1"
+        notch = family.notch_fraction * d["hd"] if (lev.startswith(("T", "L")) or mobile_s1) else 0.05 * d["hd"]
         vb = Vertebra(
             level=lev,
             center=p,
@@ -517,7 +566,7 @@ def sample_spine(
             rim_inf=(inf[0], inf[1]),
             concavity=(csup, cinf),
             cortical_hu=cort * rng.uniform(0.95, 1.05),
-            trabecular_hu=trab + rng.normal(0, 12) + (40.0 if lev == "S1" else 0.0),
+            trabecular_hu=trab + rng.normal(0, 12) + (40.0 if lev == sac else 0.0),
             fracture=kind,
             target_reduction=red,
             sclerotic_hu=rng.uniform(100, 250)
@@ -528,21 +577,38 @@ def sample_spine(
             texture_hu=texture_hu * rng.uniform(0.85, 1.15),
             subchondral_hu=subchondral * rng.uniform(0.7, 1.3),
             shell_fraction=shell_fraction,
+            cortex_mm=family.cortex_mm,
+            endplate_cortex_mm=family.endplate_cortex_mm,
+            rim_round_mm=rim_round,
         )
         if kind == "biconcave":
             _set_biconcave(vb, red)
         elif kind == "wedge":
             _set_wedge(vb, red, d["fsup"], ha, hp)
-        vb.elements = _posterior_elements(rng, vb, cort, trab, scale) if lev != "S1" else []
+        if lev == sac:
+            vb.elements = []
+        else:
+            vb.elements = _posterior_elements(
+                rng,
+                vb,
+                cort,
+                trab,
+                scale,
+                as_level="L5" if mobile_s1 else None,
+                broad_tp=sacralised and lev == "L5",
+            )
         vertebrae.append(vb)
 
     discs = []
     for up, lo in zip(vertebrae[:-1], vertebrae[1:], strict=True):
-        deg = discs_h[up.level] < A.DISC_HEIGHT_BELOW[up.level] * scale * 0.7
-        discs.append(Disc(up, lo, hu=disc_hu + rng.normal(0, 8), vacuum=bool(deg and rng.random() < 0.15)))
+        deg = discs_h[up.level] < family.disc_height_below[up.level] * scale * 0.7
+        disc = Disc(up, lo, hu=disc_hu + rng.normal(0, 8), vacuum=bool(deg and rng.random() < 0.15))
+        if sacralised and up.level == "L5":  # fused: a bony bridge instead of a disc
+            disc.hu, disc.vacuum, disc.label = 0.5 * (up.trabecular_hu + lo.trabecular_hu), False, LABEL_OTHER_BONE
+        discs.append(disc)
 
     level_s = np.array([s_centre[lev] for lev in LEVELS] + [s_centre["S1"], s_centre["S1"] + 50.0 * scale])
-    extra = _atlas_and_sacrum(rng, vertebrae, at, s_centre, cort, trab, scale)
+    extra = _atlas_and_sacrum(rng, vertebrae, at, s_centre[sac], cort, trab, scale)
     canal_pts = []
     for vb in vertebrae[:-1]:
         canal_pts.append(vb.to_global([[0.0, vb.half_depth - vb.notch_mm + canal_half(vb.level)[1], 0.0]])[0])
@@ -605,6 +671,12 @@ def _set_wedge(vb: Vertebra, reduction: float, fsup: float, ha: float, hp: float
 
 #: Gap between the atlas anterior arch and the C2 body along the curve (mm).
 DISC_GAP_C1C2: float = 3.0
+#: Lumbosacral variants of :func:`sample_spine`.
+LUMBOSACRAL: tuple[str, ...] = ("normal", "lumbarised_s1", "sacralised_l5")
+#: Length and radius (mm, before the patient scale) of the broad transverse processes of a
+#: sacralised L5.
+BROAD_TP_LENGTH_MM: float = 34.0
+BROAD_TP_RADIUS_MM: float = 7.0
 
 
 def canal_half(level: str) -> tuple[float, float]:
@@ -619,10 +691,28 @@ def canal_half(level: str) -> tuple[float, float]:
 
 
 def _posterior_elements(
-    rng: np.random.Generator, vb: Vertebra, cort: float, trab: float, scale: float
+    rng: np.random.Generator,
+    vb: Vertebra,
+    cort: float,
+    trab: float,
+    scale: float,
+    *,
+    as_level: str | None = None,
+    broad_tp: bool = False,
 ) -> list[Tube]:
-    """Pedicles, laminae, spinous and transverse processes, articular processes (local geometry)."""
-    lev = vb.level
+    """Pedicles, laminae, spinous and transverse processes, articular processes (local geometry).
+
+    Args:
+        rng: random generator.
+        vb: the vertebra.
+        cort: cortical HU.
+        trab: trabecular HU.
+        scale: patient scale.
+        as_level: shape the elements like this level (a lumbarised S1 is shaped as L5).
+        broad_tp: broad transverse processes reaching down towards the sacral alae
+            (sacralised L5).
+    """
+    lev = as_level or vb.level
     region = _region(lev)
     num = int(lev[1:])
     h = vb.rim_sup[1] + vb.rim_inf[1]
@@ -672,6 +762,9 @@ def _posterior_elements(
         if region == "T":
             length = (26.0 - 1.0 * (num - 1)) * scale
             direction = np.array([side * 1.0, 0.55, 0.15])
+        elif region == "L" and broad_tp:
+            length = BROAD_TP_LENGTH_MM * scale
+            direction = np.array([side * 1.0, 0.1, -0.35])
         elif region == "L":
             length = {1: 16.0, 2: 20.0, 3: 25.0, 4: 22.0, 5: 18.0}[num] * scale
             direction = np.array([side * 1.0, 0.05, 0.0])
@@ -681,7 +774,7 @@ def _posterior_elements(
         direction /= np.linalg.norm(direction)
         p0 = np.array([side * x_ped, v_end, wp])
         tip = p0 + length * direction
-        tp_r = {"C": 3.0, "T": 4.5, "L": 4.0}[region] * scale
+        tp_r = (BROAD_TP_RADIUS_MM if broad_tp else {"C": 3.0, "T": 4.5, "L": 4.0}[region]) * scale
         tube([p0.tolist(), tip.tolist()], tp_r * 1.1, tp_r * 0.8)
         # articular processes (up and down)
         tube(
@@ -718,17 +811,17 @@ def _atlas_and_sacrum(
     rng: np.random.Generator,
     vertebrae: list[Vertebra],
     at: Callable[[float], tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]],
-    s_centre: dict[str, float],
+    s_sacral: float,
     cort: float,
     trab: float,
     scale: float,
 ) -> list[Tube]:
-    """C1 ring with the dens, and the sacrum below S1 with its alae (tubes)."""
+    """C1 ring with the dens, and the sacrum below the sacral body (arc length ``s_sacral``) with its alae (tubes)."""
     tubes: list[Tube] = []
     c2 = vertebrae[0]
     s1 = vertebrae[-1]
     at_fn = at
-    p1, t1 = at_fn(s_centre["C1"])
+    p1, t1 = at_fn(0.0)  # C1 is the arc length origin
     rot1 = _rot_frame(-t1)
     theta = np.linspace(0, 2 * np.pi, 17)
     ring = np.stack(
@@ -761,7 +854,7 @@ def _atlas_and_sacrum(
         )
     )
     # sacrum: S1 body drawn as a Vertebra; S2..S5 as a tapering tube along the curve
-    ss = np.linspace(s_centre["S1"] + 14.0 * scale, s_centre["S1"] + 95.0 * scale, 8)
+    ss = np.linspace(s_sacral + 14.0 * scale, s_sacral + 95.0 * scale, 8)
     pts = np.stack([at_fn(sv)[0] for sv in ss])
     normals = np.tile([1.0, 0.0, 0.0], (len(ss), 1))
     tubes.append(

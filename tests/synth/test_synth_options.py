@@ -23,7 +23,7 @@ def _slice_labels(case, k: int) -> set[str]:  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize(("seed", "thickness"), [(21, 1.0), (22, 2.5), (23, 5.0)])
 def test_cut_ends_fall_inside_partial_bodies(seed: int, thickness: float) -> None:
-    cfg = SynthConfig(edge="cut", slice_thickness=thickness, fov="lumbar")
+    cfg = SynthConfig(edge="cut", slice_thickness=thickness, fov="thoracic")
     case = generate_case(seed, cfg)
     acq = case.acquisition
     assert acq.slice_thickness == acq.slice_spacing == thickness
@@ -44,6 +44,23 @@ def test_cut_ends_fall_inside_partial_bodies(seed: int, thickness: float) -> Non
     cranial, caudal = (i_first, i_last) if head_first else (i_last, i_first)
     assert max(cranial) < min(order) and min(caudal) > max(order)
     assert case.truth.extra["generator_options"]["edge"] == "cut"
+
+
+def test_cut_lumbar_end_inside_a_body() -> None:
+    """Lumbar scans may end inside L5 or inside the sacral S1 body (no truth, not partial)."""
+    for seed in (51, 52, 53, 54):
+        case = generate_case(seed, SynthConfig(edge="cut", slice_thickness=2.0, fov="lumbar"))
+        acq = case.acquisition
+        k_last = acq.n_slices - 1 if acq.patient_position.startswith("HF") else 0
+        z_last = float(case.volume.affine[2, 3] + case.volume.affine[2, 0] * k_last)
+        inside = []
+        for vb in case.phantom.spine.vertebrae:
+            kp = vb.keypoints()
+            if kp[3:6, 2].mean() < z_last < kp[0:3, 2].mean():
+                inside.append(vb.level)
+        assert inside, seed
+        partial = [p["label"] for p in case.truth.extra["partial"]]
+        assert inside[-1] in [*partial, "S1"]
 
 
 def test_margin_ends_stay_default_and_thickness_is_forced() -> None:
@@ -105,7 +122,7 @@ def test_cut_preset_draws_and_keeps_the_phantom() -> None:
 def test_cli_cut_preset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from spinevcf.cli import main
 
-    rc = main(["synth", str(tmp_path / "out"), "--cases", "1", "--seed", "40", "--preset", "cut", "--fov", "lumbar"])
+    rc = main(["synth", str(tmp_path / "out"), "--cases", "1", "--seed", "40", "--preset", "cut", "--fov", "thoracic"])
     assert rc == 0
     line = capsys.readouterr().out.strip()
     assert "edge=cut" in line and "partial=" in line and "partial=none" not in line
