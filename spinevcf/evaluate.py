@@ -13,21 +13,39 @@ distance is at most half the true vertebra's height (mean of its three heights /
 Unmatched predictions whose centre lies within that radius of a partially visible
 vertebra listed in ``truth.extra["partial"]`` (``[{"label", "center_lps_mm"}]``; radius =
 median match radius of the study, or :data:`DEFAULT_PARTIAL_RADIUS_MM`) are neither true
-nor false positives: the truth cannot say whether the body should have been found.
+nor false positives: the truth cannot say whether the body should have been found. The
+same holds for a body without a name in :data:`spinevcf.schema.LEVELS` listed in
+``truth.extra["unnamed"]`` (the mobile S1 of a lumbarised sacrum; ``complete: false``
+when it is cut too). Each such prediction belongs to the nearest of those bodies.
+
+Cut bodies: a fracture call (assessed with Genant grade >= 1, or fracture probability >=
+:data:`OPERATING_THRESHOLD`) on a prediction that belongs to a cut body (partial, or an
+unnamed body that is not complete) is a false fracture: the body cannot be measured. It is
+counted in ``counts["fracture_calls_on_cut_bodies"]``; a not-assessable or grade-0
+detection of a cut body stays ignored.
 
 Metrics:
 
 * detection precision ``TP / (TP + FP)``, recall ``TP / n_true``;
 * mean centre error and mean keypoint error (mm, over the 6 keypoints) of matched pairs;
 * level accuracy: share of matched pairs with the same label;
+* level accuracy by the prediction's ``level_status`` (``level_accuracy_confident``,
+  ``level_accuracy_uncertain``) and the share of matched names that are uncertain;
 * vertebra-level fracture ROC AUC over all true vertebrae: truth ``genant_grade >= 1`` vs the
-  matched prediction's ``fracture_probability`` (0 when unmatched; when a prediction lacks
-  it, 1.0 if its grade is >= 1 else 0.0). False-positive detections have no truth grade and
-  are not part of it;
+  matched prediction's ``fracture_probability`` (0 when unmatched or not assessable; when
+  an assessed prediction lacks it, 1.0 if its grade is >= 1 else 0.0). False-positive
+  detections have no truth grade and are not part of it;
+* assessability misses: matched predictions of complete true bodies that say
+  ``not_assessable`` (still true positives for detection, probability 0 in the vertebra
+  AUC, left out of the kappa) in ``counts["not_assessable_complete"]``;
 * patient-level ROC AUC: ``patient_fractured`` (derived from the grades when absent) vs
-  ``patient_fracture_probability`` (noisy-OR of the vertebra probabilities when absent);
-* sensitivity / specificity at :data:`OPERATING_THRESHOLD`, vertebra and patient level;
-* linear-weighted Cohen's kappa of Genant grades over matched pairs.
+  ``patient_fracture_probability`` as the application wrote it (cut bodies included;
+  noisy-OR of the vertebra probabilities only when a result lacks it);
+* sensitivity / specificity at :data:`OPERATING_THRESHOLD`, vertebra and patient level, and
+  the patient specificity at the highest threshold whose sensitivity is at least
+  :data:`TARGET_PATIENT_SENSITIVITY` (``patient_specificity_at_sens90`` and the threshold
+  ``patient_threshold_at_sens90``);
+* linear-weighted Cohen's kappa of Genant grades over matched, assessed pairs.
 
 An undefined metric (no positives, a single class, nothing matched) is ``None`` and the
 reason is listed in ``EvaluationReport.notes``.
@@ -60,7 +78,10 @@ __all__ = [
     "match_study",
     "roc_auc",
     "weighted_kappa",
+    "is_fracture_call",
+    "specificity_at_sensitivity",
     "OPERATING_THRESHOLD",
+    "TARGET_PATIENT_SENSITIVITY",
     "DEFAULT_PARTIAL_RADIUS_MM",
     "TRUTH_FILE",
     "RESULTS_FILE",
@@ -70,6 +91,8 @@ log = logging.getLogger(__name__)
 
 #: Probability at or above which a vertebra / patient is called fractured.
 OPERATING_THRESHOLD: float = 0.5
+#: Patient sensitivity at which the patient specificity is also reported.
+TARGET_PATIENT_SENSITIVITY: float = 0.90
 #: Match radius around a partially visible vertebra when the study gives no other scale.
 DEFAULT_PARTIAL_RADIUS_MM: float = 12.0
 #: File names inside each case folder.
@@ -131,7 +154,11 @@ class StudyMatch:
         pairs: (truth index, prediction index) of matched vertebrae.
         unmatched_truth: truth indices without a match (false negatives).
         false_positives: prediction indices matching nothing.
-        ignored: prediction indices matching only a partially visible vertebra.
+        ignored: prediction indices matching only a partially visible vertebra (or an
+            unnamed body; ``ignored_unnamed`` is the subset of those).
+        ignored_unnamed: prediction indices of ``ignored`` that belong to an unnamed body.
+        ignored_cut: prediction indices of ``ignored`` that belong to a cut body (partial,
+            or an unnamed body that is not complete).
     """
 
     case: str
@@ -139,6 +166,9 @@ class StudyMatch:
     unmatched_truth: list[int] = field(default_factory=list)
     false_positives: list[int] = field(default_factory=list)
     ignored: list[int] = field(default_factory=list)
+    ignored_unnamed: list[int] = field(default_factory=list)
+    ignored_cut: list[int] = field(default_factory=list)
+    cut_fracture_calls: int = 0
 
 
 def _match_radius(v: VertebraRecord) -> float:
@@ -175,31 +205,55 @@ def match_study(truth: StudyRecord, pred: StudyRecord, case: str = "") -> StudyM
     matched_truth = {r for r, _ in out.pairs}
     out.unmatched_truth = [i for i in range(nt) if i not in matched_truth]
 
-    partial = _partial_centres(truth, case)
+    partial = _listed_centres(truth, case, "partial")
+    unnamed = _listed_centres(truth, case, "unnamed")
+    unnamed_items = (truth.extra or {}).get("unnamed") or []
+    unnamed_cut = np.array([not bool(u.get("complete", False)) for u in unnamed_items], dtype=bool)
+    others = np.concatenate([partial, unnamed])
+    is_unnamed = np.arange(len(others)) >= len(partial)
+    is_cut = np.concatenate([np.ones(len(partial), bool), unnamed_cut])
     partial_radius = float(np.median(radii)) if nt else DEFAULT_PARTIAL_RADIUS_MM
     for j in range(npred):
         if j in matched_pred:
             continue
         c = pred.vertebrae[j].center
-        if partial.size and np.min(np.linalg.norm(partial - c[None, :], axis=1)) <= partial_radius:
+        d = np.linalg.norm(others - c[None, :], axis=1) if len(others) else np.zeros(0)
+        if d.size and float(d.min()) <= partial_radius:
+            k = int(np.argmin(d))
             out.ignored.append(j)
+            if is_unnamed[k]:
+                out.ignored_unnamed.append(j)
+            if is_cut[k]:
+                out.ignored_cut.append(j)
         else:
             out.false_positives.append(j)
     return out
 
 
-def _partial_centres(truth: StudyRecord, case: str) -> npt.NDArray[np.float64]:
-    items = (truth.extra or {}).get("partial") or []
+def _listed_centres(truth: StudyRecord, case: str, key: str) -> npt.NDArray[np.float64]:
+    """Centres of the bodies listed in ``truth.extra[key]`` ("partial" or "unnamed")."""
+    items = (truth.extra or {}).get(key) or []
     try:
         pts = [np.asarray(p["center_lps_mm"], dtype=np.float64) for p in items]
     except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"{case}: truth extra.partial entries need center_lps_mm: {exc}") from exc
+        raise InputError(f"{case}: truth extra.{key} entries need center_lps_mm: {exc}") from exc
     if any(p.shape != (3,) for p in pts):
-        raise InputError(f"{case}: truth extra.partial center_lps_mm must have 3 values")
+        raise InputError(f"{case}: truth extra.{key} center_lps_mm must have 3 values")
     return np.stack(pts) if pts else np.zeros((0, 3))
 
 
+def is_fracture_call(v: VertebraRecord) -> bool:
+    """Whether a prediction calls a fracture: assessed and Genant >= 1, or probability >= threshold."""
+    if not v.assessed:
+        return False
+    if v.genant_grade is not None and v.genant_grade >= _FRACTURE_GRADE:
+        return True
+    return v.fracture_probability is not None and v.fracture_probability >= OPERATING_THRESHOLD
+
+
 def _vertebra_probability(v: VertebraRecord) -> float:
+    if not v.assessed:
+        return 0.0
     if v.fracture_probability is not None:
         return float(v.fracture_probability)
     return 1.0 if v.fractured else 0.0
@@ -223,6 +277,31 @@ def _sens_spec(labels: list[bool], probs: list[float]) -> tuple[float | None, fl
     sens = float(called[y].mean()) if y.any() else None
     spec = float((~called[~y]).mean()) if (~y).any() else None
     return sens, spec
+
+
+def specificity_at_sensitivity(
+    labels: list[bool], probs: list[float], target: float = TARGET_PATIENT_SENSITIVITY
+) -> tuple[float | None, float | None]:
+    """Specificity at the highest threshold whose sensitivity is at least ``target``.
+
+    A case is called positive when its score is at or above the threshold.
+
+    Returns:
+        (specificity, threshold); ``(None, None)`` without both classes.
+
+    Example:
+        >>> specificity_at_sensitivity([1, 1, 0, 0], [0.9, 0.4, 0.5, 0.1], 0.9)
+        (0.5, 0.4)
+    """
+    y = np.asarray(labels, dtype=bool)
+    x = np.asarray(probs, dtype=np.float64)
+    if not y.any() or y.all():
+        return None, None
+    pos = np.sort(x[y])[::-1]
+    k = int(np.ceil(target * pos.size - 1e-9))  # positives that must be called
+    thr = float(pos[max(k, 1) - 1])
+    spec = float((x[~y] < thr).mean())
+    return spec, thr
 
 
 def _mean(values: list[float]) -> float | None:
@@ -250,7 +329,9 @@ class EvaluationReport:
                     "tp": len(s.pairs),
                     "fn": len(s.unmatched_truth),
                     "fp": len(s.false_positives),
-                    "ignored_partial": len(s.ignored),
+                    "ignored_partial": len(s.ignored) - len(s.ignored_unnamed),
+                    "ignored_unnamed": len(s.ignored_unnamed),
+                    "fracture_calls_on_cut_bodies": s.cut_fracture_calls,
                 }
                 for s in self.studies
             ],
@@ -303,6 +384,10 @@ def evaluate(truth_dir: str | Path, results_dir: str | Path) -> EvaluationReport
             "false_positives",
             "false_negatives",
             "ignored_partial",
+            "ignored_unnamed",
+            "fracture_calls_on_cut_bodies",
+            "not_assessable_complete",
+            "not_assessable_cut",
             "missing_results",
             "failed_results",
             "extra_results",
@@ -323,6 +408,7 @@ def evaluate(truth_dir: str | Path, results_dir: str | Path) -> EvaluationReport
     centre_err: list[float] = []
     kp_err: list[float] = []
     level_ok: list[bool] = []
+    level_ok_by_status: dict[str, list[bool]] = {"confident": [], "uncertain": []}
     grades_t: list[int] = []
     grades_p: list[int] = []
     vert_y: list[bool] = []
@@ -349,16 +435,26 @@ def evaluate(truth_dir: str | Path, results_dir: str | Path) -> EvaluationReport
         counts["true_positives"] += len(m.pairs)
         counts["false_positives"] += len(m.false_positives)
         counts["false_negatives"] += len(m.unmatched_truth)
-        counts["ignored_partial"] += len(m.ignored)
+        counts["ignored_partial"] += len(m.ignored) - len(m.ignored_unnamed)
+        counts["ignored_unnamed"] += len(m.ignored_unnamed)
+        m.cut_fracture_calls = sum(is_fracture_call(pred.vertebrae[j]) for j in m.ignored_cut)
+        counts["fracture_calls_on_cut_bodies"] += m.cut_fracture_calls
+        counts["not_assessable_cut"] += sum(not pred.vertebrae[j].assessed for j in m.ignored_cut)
         prob_of_truth = dict.fromkeys(range(len(truth.vertebrae)), 0.0)
         for ti, pi in m.pairs:
             tv, pv = truth.vertebrae[ti], pred.vertebrae[pi]
             centre_err.append(float(np.linalg.norm(tv.center - pv.center)))
             kp_err.extend(np.linalg.norm(tv.keypoints - pv.keypoints, axis=1).tolist())
             level_ok.append(tv.label == pv.label)
-            grades_t.append(tv.genant_grade)
-            grades_p.append(pv.genant_grade)
+            if pv.level_status in level_ok_by_status:
+                level_ok_by_status[pv.level_status].append(tv.label == pv.label)
             prob_of_truth[ti] = _vertebra_probability(pv)
+            if not pv.assessed:
+                counts["not_assessable_complete"] += 1
+                continue
+            if tv.genant_grade is not None and pv.genant_grade is not None:
+                grades_t.append(tv.genant_grade)
+                grades_p.append(pv.genant_grade)
         for ti, tv in enumerate(truth.vertebrae):
             vert_y.append(tv.fractured)
             vert_p.append(prob_of_truth[ti])
@@ -372,11 +468,17 @@ def evaluate(truth_dir: str | Path, results_dir: str | Path) -> EvaluationReport
         "mean_center_error_mm": _mean(centre_err),
         "mean_keypoint_error_mm": _mean(kp_err),
         "level_accuracy": _mean([float(x) for x in level_ok]),
+        "level_accuracy_confident": _mean([float(x) for x in level_ok_by_status["confident"]]),
+        "level_accuracy_uncertain": _mean([float(x) for x in level_ok_by_status["uncertain"]]),
+        "uncertain_level_share": len(level_ok_by_status["uncertain"]) / len(level_ok) if level_ok else None,
         "vertebra_auc": roc_auc(vert_y, vert_p),
         "patient_auc": roc_auc(pat_y, pat_p),
     }
     metrics["vertebra_sensitivity"], metrics["vertebra_specificity"] = _sens_spec(vert_y, vert_p)
     metrics["patient_sensitivity"], metrics["patient_specificity"] = _sens_spec(pat_y, pat_p)
+    metrics["patient_specificity_at_sens90"], metrics["patient_threshold_at_sens90"] = specificity_at_sensitivity(
+        pat_y, pat_p
+    )
     metrics["grade_kappa_linear"] = weighted_kappa(grades_t, grades_p)
 
     if tp + fp == 0:

@@ -11,7 +11,7 @@ import pytest
 
 from spinevcf.commands import evaluate as evaluate_command
 from spinevcf.errors import InputError
-from spinevcf.evaluate import evaluate, roc_auc, weighted_kappa
+from spinevcf.evaluate import evaluate, is_fracture_call, roc_auc, specificity_at_sensitivity, weighted_kappa
 from spinevcf.schema import LEVELS, StudyRecord, VertebraRecord
 
 LEVELS_T1_L5 = LEVELS[7:]  # 17 levels
@@ -184,7 +184,131 @@ def test_cli(dirs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> Non
     assert "recall" in capsys.readouterr().out
     data = json.loads(out.read_text())
     assert data["metrics"]["recall"] == 1.0 and data["metrics"]["vertebra_auc"] is None
-    assert data["studies"] == [{"case": "case1", "tp": 17, "fn": 0, "fp": 0, "ignored_partial": 0}]
+    assert data["studies"] == [
+        {
+            "case": "case1",
+            "tp": 17,
+            "fn": 0,
+            "fp": 0,
+            "ignored_partial": 0,
+            "ignored_unnamed": 0,
+            "fracture_calls_on_cut_bodies": 0,
+        }
+    ]
+    assert data["counts"]["fracture_calls_on_cut_bodies"] == 0
+    assert "patient_specificity_at_sens90" in data["metrics"]
     args = parser.parse_args(["evaluate", str(tdir / "missing"), str(rdir)])
     with pytest.raises(InputError):
         args.func(args)
+
+
+def not_assessable(label: str, z: float, shift=(0.0, 0.0, 0.0)) -> VertebraRecord:
+    v = vertebra(label, z, shift=shift)
+    return VertebraRecord(
+        label=label,
+        keypoints_lps_mm=v.keypoints_lps_mm,
+        heights_mm={},
+        genant_grade=None,
+        deformity="none",
+        assessment="not_assessable",
+        assessment_reason="cut by the field of view",
+    )
+
+
+def test_fracture_calls_on_cut_bodies(dirs: tuple[Path, Path]) -> None:
+    tdir, rdir = dirs
+    partial = [
+        {"label": "C7", "center_lps_mm": [0.0, 0.0, 25.0]},
+        {"label": "C6", "center_lps_mm": [0.0, 0.0, 50.0]},
+        {"label": "C5", "center_lps_mm": [0.0, 0.0, 75.0]},
+    ]
+    write(tdir, "c", "truth.json", study(column(truth=True), extra={"partial": partial}))
+    pred = [
+        vertebra("C7", 25.0, grade=2, prob=0.8),  # a fracture call on a cut body
+        not_assessable("C6", 50.0),  # not assessable: fine
+        vertebra("C5", 75.0, grade=0, prob=0.1),  # graded 0: fine
+        *column(truth=False),
+    ]
+    write(rdir, "c", "results.json", study(pred))
+    r = evaluate(tdir, rdir)
+    assert r.counts["ignored_partial"] == 3 and r.counts["false_positives"] == 0
+    assert r.counts["fracture_calls_on_cut_bodies"] == 1
+    assert r.counts["not_assessable_cut"] == 1 and r.counts["not_assessable_complete"] == 0
+    assert r.to_dict()["studies"][0]["fracture_calls_on_cut_bodies"] == 1
+    # a probability at the operating threshold with grade 0 is a call too
+    pred[2] = vertebra("C5", 75.0, grade=0, prob=0.5)
+    write(rdir, "c", "results.json", study(pred))
+    assert evaluate(tdir, rdir).counts["fracture_calls_on_cut_bodies"] == 2
+
+
+def test_unnamed_bodies_are_neither_tp_nor_fp(dirs: tuple[Path, Path]) -> None:
+    tdir, rdir = dirs
+    z_below = -25.0 * len(LEVELS_T1_L5)
+    unnamed = [{"label": "S1", "center_lps_mm": [0.0, 0.0, z_below], "complete": True}]
+    write(tdir, "c", "truth.json", study(column(truth=True), extra={"unnamed": unnamed}))
+    pred = [*column(truth=False), vertebra("L5", z_below, grade=1, prob=0.7)]
+    write(rdir, "c", "results.json", study(pred))
+    r = evaluate(tdir, rdir)
+    assert r.counts["ignored_unnamed"] == 1 and r.counts["ignored_partial"] == 0
+    assert r.counts["false_positives"] == 0 and r.metrics["precision"] == 1.0
+    assert r.counts["fracture_calls_on_cut_bodies"] == 0  # complete: not a cut body
+    unnamed[0]["complete"] = False
+    write(tdir, "c", "truth.json", study(column(truth=True), extra={"unnamed": unnamed}))
+    assert evaluate(tdir, rdir).counts["fracture_calls_on_cut_bodies"] == 1
+    # without the unnamed entry the same detection is a false positive
+    write(tdir, "c", "truth.json", study(column(truth=True)))
+    assert evaluate(tdir, rdir).counts["false_positives"] == 1
+
+
+def test_not_assessable_complete_bodies(dirs: tuple[Path, Path]) -> None:
+    tdir, rdir = dirs
+    write(tdir, "c", "truth.json", study(column({"T12": 2}, truth=True), patient_fractured=True))
+    write(tdir, "d", "truth.json", study(column(truth=True), patient_fractured=False))
+    pred = column({"T12": 2, "T8": 1}, {"T12": 0.9, "T8": 0.3}, truth=False)
+    i12 = LEVELS_T1_L5.index("T12")
+    pred[i12] = not_assessable("T12", -25.0 * i12)
+    write(rdir, "c", "results.json", study(pred, patient_fracture_probability=0.3))
+    write(rdir, "d", "results.json", study(column(truth=False), patient_fracture_probability=0.1))
+    r = evaluate(tdir, rdir)
+    assert r.counts["not_assessable_complete"] == 1
+    assert r.counts["true_positives"] == 34 and r.metrics["recall"] == 1.0  # still detected
+    # the missed fracture has probability 0: below every negative but the unmatched zeros
+    assert r.metrics["vertebra_sensitivity"] == 0.0
+    neg = np.r_[0.3, np.full(32, 0.05)]
+    assert r.metrics["vertebra_auc"] == pytest.approx(np.mean(0.0 > neg) + 0.5 * np.mean(0.0 == neg))
+    # kappa over the 33 assessed pairs only: one 0-1 disagreement
+    expected_kappa = weighted_kappa([0] * 33, [1] + [0] * 32)
+    assert expected_kappa is not None
+    assert r.metrics["grade_kappa_linear"] == pytest.approx(expected_kappa)
+    # patient score: the application's 0.3, not the noisy-OR of the vertebrae
+    assert r.metrics["patient_auc"] == 1.0 and r.metrics["patient_sensitivity"] == 0.0
+
+
+def test_level_accuracy_by_status(dirs: tuple[Path, Path]) -> None:
+    tdir, rdir = dirs
+    write(tdir, "c", "truth.json", study(column(truth=True)))
+    pred = column(truth=False)
+    for i, v in enumerate(pred):
+        v.level_status = "uncertain" if i < 4 else "confident"
+        v.level_confidence = 0.4 if i < 4 else 0.95
+    pred[0].label, pred[5].label = "C7", "T4"  # one wrong uncertain, one wrong confident
+    write(rdir, "c", "results.json", study(pred))
+    r = evaluate(tdir, rdir)
+    assert r.metrics["level_accuracy"] == pytest.approx(15 / 17)
+    assert r.metrics["level_accuracy_uncertain"] == pytest.approx(3 / 4)
+    assert r.metrics["level_accuracy_confident"] == pytest.approx(12 / 13)
+    assert r.metrics["uncertain_level_share"] == pytest.approx(4 / 17)
+
+
+def test_specificity_at_sensitivity_and_fracture_call() -> None:
+    y = [True] * 10 + [False] * 10
+    p = [0.9] * 8 + [0.6, 0.2] + [0.1] * 7 + [0.5, 0.65, 0.3]
+    spec, thr = specificity_at_sensitivity(y, p, 0.9)
+    assert thr == 0.6 and spec == pytest.approx(9 / 10)  # 9 of 10 positives >= 0.6; 0.65 is called
+    spec, thr = specificity_at_sensitivity(y, p, 1.0)
+    assert thr == 0.2 and spec == pytest.approx(7 / 10)
+    assert specificity_at_sensitivity([True, True], [0.1, 0.2]) == (None, None)
+    assert is_fracture_call(vertebra("T1", 0.0, grade=1, prob=0.2))
+    assert is_fracture_call(vertebra("T1", 0.0, grade=0, prob=0.5))
+    assert not is_fracture_call(vertebra("T1", 0.0, grade=0, prob=0.49))
+    assert not is_fracture_call(not_assessable("T1", 0.0))
