@@ -43,6 +43,8 @@ from spinevcf.volume import Volume
 __all__ = [
     "Assessment",
     "assess_bodies",
+    "imaged",
+    "keypoints_in_scan",
     "NOT_ASSESSABLE_REASONS",
     "EXTENT_PITCH_FRACTION",
     "SLICE_MARGIN",
@@ -71,11 +73,13 @@ EXTENT_PITCH_FRACTION: Final = 0.6
 #: Pitch of a body without a detected neighbour (mm): the upper end of the adult range per
 #: region, so that a lone body is only assessed when the scan clearly holds it.
 FALLBACK_PITCH_MM: Final = MappingProxyType({"C": 22.0, "T": 32.0, "L": 42.0})
-#: A neighbour farther than this times the other side's pitch is a missed body, not adjacent.
+#: Neighbours farther apart than this times the column's median pitch have a missed body between them.
 MAX_PITCH_RATIO: Final = 1.5
-#: Growth of the pitch from one level to the next used when only one side is known (the
-#: larger of the cranial and caudal steps seen in adult morphometry: conservative).
+#: Safety factor on the local median pitch (the step from one level to the next in adult
+#: morphometry is up to about 10 %: the expected extent is not allowed to be short).
 PITCH_STEP_FACTOR: Final = 1.1
+#: Pairs of neighbours within this many bodies of a body give its expected pitch.
+PITCH_WINDOW: Final = 3
 #: The expected extent must lie this many slice spacings inside the first / last slice centre.
 SLICE_MARGIN: Final = 1.0
 #: ... and this far (mm) inside the in-plane faces of the image.
@@ -95,6 +99,11 @@ METAL_STEP_MM: Final = 2.5
 METAL_LATERAL_MM: Final = 22.0
 #: Fewer metal samples than this are noise (a calcification, a streak peak).
 METAL_MIN_SAMPLES: Final = 3
+#: A detection with fewer keypoints than this inside the scanned volume is not reported.
+MIN_KEYPOINTS_IN_SCAN: Final = 3
+#: A detection shorter than this fraction of the column's median body height is a sliver (the
+#: visible part of a cut body): no pitch reference for its neighbours.
+SLIVER_FRACTION: Final = 0.6
 #: Fraction of the pitch a body's height fills (adult thoracolumbar average).
 BODY_PITCH_FRACTION: Final = 0.78
 #: A last body whose mean height is below this fraction of the expected one is implausible.
@@ -123,33 +132,64 @@ def _region(label: str | None) -> str:
     return label[0] if label else "T"
 
 
-def _pitches(s: npt.NDArray[np.float64], labels: Sequence[str | None]) -> npt.NDArray[np.float64]:
-    """(n, 2) cranial and caudal pitch per body: from adjacent neighbours, else conservative."""
+def _pitches(
+    s: npt.NDArray[np.float64], labels: Sequence[str | None], usable: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.float64]:
+    """(n, 2) cranial and caudal pitch expected at each body, from the column around it.
+
+    The pitch at body ``i`` is the median distance between consecutive detections that are
+    both ``usable`` and one level apart, among the pairs within :data:`PITCH_WINDOW` bodies of
+    ``i``; pairs more than :data:`MAX_PITCH_RATIO` times the column's median apart are a missed
+    body and are not used. A body's own position never decides its size: a cut body's visible
+    part (a sliver) sits close to its neighbour and would make its own pitch look short.
+    Without any such pair nearby, the conservative region pitch (:data:`FALLBACK_PITCH_MM`).
+    """
     n = len(s)
-    out = np.full((n, 2), np.nan)
+    pairs: list[tuple[int, float]] = []  # (index of the cranial body, pitch)
+    for j in range(n - 1):
+        if not (usable[j] and usable[j + 1]):
+            continue
+        lj, lk = labels[j], labels[j + 1]
+        if lj is not None and lk is not None and LEVEL_INDEX[lk] - LEVEL_INDEX[lj] != 1:
+            continue  # a level gap: a body was missed in between
+        pairs.append((j, abs(s[j + 1] - s[j])))
+    if pairs:
+        column = float(np.median([p for _, p in pairs]))
+        pairs = [(j, p) for j, p in pairs if p <= MAX_PITCH_RATIO * column]
+    out = np.empty((n, 2))
     for i in range(n):
-        for side, j in ((0, i - 1), (1, i + 1)):
-            if not 0 <= j < n:
-                continue
-            li, lj = labels[i], labels[j]
-            if li is not None and lj is not None and abs(LEVEL_INDEX[li] - LEVEL_INDEX[lj]) != 1:
-                continue  # a level gap: a body was missed in between
-            out[i, side] = abs(s[i] - s[j])
-    for i in range(n):
-        a, b = out[i]
-        if np.isfinite(a) and np.isfinite(b):  # one side is a missed body: keep the shorter
-            if a > MAX_PITCH_RATIO * b:
-                out[i, 0] = np.nan
-            elif b > MAX_PITCH_RATIO * a:
-                out[i, 1] = np.nan
-        a, b = out[i]
-        if np.isfinite(a) and not np.isfinite(b):
-            out[i, 1] = a * PITCH_STEP_FACTOR
-        elif np.isfinite(b) and not np.isfinite(a):
-            out[i, 0] = b * PITCH_STEP_FACTOR
-        elif not np.isfinite(a) and not np.isfinite(b):
-            out[i] = FALLBACK_PITCH_MM[_region(labels[i])]
+        near = [p for j, p in pairs if -PITCH_WINDOW <= j - i < PITCH_WINDOW]
+        out[i] = float(np.median(near)) * PITCH_STEP_FACTOR if near else FALLBACK_PITCH_MM[_region(labels[i])]
     return out
+
+
+def keypoints_in_scan(volume: Volume, cpr: CPRImage, det: Detection) -> int:
+    """How many of a detection's six keypoints lie inside the scanned volume."""
+    idx = _to_index(volume, cpr.pixel_to_lps(np.asarray(det.keypoints_px, dtype=np.float64)))
+    shape = np.asarray(volume.shape, dtype=np.float64)
+    return int(((idx >= -0.5) & (idx <= shape - 0.5)).all(axis=1).sum())
+
+
+def imaged(volume: Volume, cpr: CPRImage, det: Detection) -> bool:
+    """Whether the scan shows a detection at all (:data:`MIN_KEYPOINTS_IN_SCAN` keypoints in it).
+
+    A "body" the detector extrapolated beyond the end of the scan, with nothing of it in the
+    image, is not a detection to report.
+    """
+    return keypoints_in_scan(volume, cpr, det) >= MIN_KEYPOINTS_IN_SCAN
+
+
+def _usable_neighbours(
+    volume: Volume, cpr: CPRImage, detections: Sequence[Detection]
+) -> npt.NDArray[np.bool_]:
+    """Detections whose position says something about their neighbours' size."""
+    centres = cpr.pixel_to_lps(np.stack([np.asarray(d.center_px, dtype=np.float64) for d in detections]))
+    idx = _to_index(volume, centres)
+    inside = (idx[:, 0] >= 0) & (idx[:, 0] <= volume.shape[0] - 1)
+    rows = [np.asarray(d.keypoints_px, dtype=np.float64)[:, 0] for d in detections]
+    height = np.array([np.mean(r[3:6] - r[0:3]) for r in rows]) * cpr.pixel_mm
+    tall = height >= SLIVER_FRACTION * float(np.median(height))
+    return inside & tall
 
 
 def _to_index(volume: Volume, pts: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -231,7 +271,8 @@ def assess_bodies(
     labels = [d.label for d in detections]
     kps = [np.asarray(d.keypoints_px, dtype=np.float64) for d in detections]
     s_c = np.array([cpr.pixel_to_local(np.atleast_2d(d.center_px))[0][0] for d in detections])
-    pitch = _pitches(s_c, labels)
+    usable = _usable_neighbours(volume, cpr, detections)
+    pitch = _pitches(s_c, labels, usable)
     out: list[Assessment] = []
     for i in range(n):
         s_kp, u_kp = cpr.pixel_to_local(kps[i])
@@ -275,7 +316,7 @@ def assess_bodies(
                 reason = "next_to_metal"
         # 4. A last body far too short for its pitch, with no disc beyond it.
         if reason is None and heights is not None:
-            reason = _implausible(cpr, kps[i], heights[i], labels, i, pitch[i], n)
+            reason = _implausible(cpr, kps[i], heights[i], usable, i, pitch[i])
         out.append(Assessment(reason is None, reason, extent))
     n_out = sum(not a.assessable for a in out)
     if n_out:
@@ -287,13 +328,21 @@ def _implausible(
     cpr: CPRImage,
     kp: npt.NDArray[np.float64],
     h: dict[str, float],
-    labels: Sequence[str | None],
+    usable: npt.NDArray[np.bool_],
     i: int,
     pitch: npt.NDArray[np.float64],
-    n: int,
 ) -> str | None:
-    """``"implausible_height"`` for an end body too short for its pitch with no disc beyond."""
-    ends = [(side, caudal) for side, caudal, j in ((0, False, i - 1), (1, True, i + 1)) if not 0 <= j < n]
+    """``"implausible_height"`` for an end body too short for its pitch with no disc beyond.
+
+    An end is a side without a usable detected neighbour (none, or only a detection outside
+    the scan or a sliver).
+    """
+    n = len(usable)
+    ends = [
+        (side, caudal)
+        for side, caudal, j in ((0, False, i - 1), (1, True, i + 1))
+        if not (0 <= j < n and usable[j])
+    ]
     if not ends:
         return None
     expected = BODY_PITCH_FRACTION * float(np.min(pitch))

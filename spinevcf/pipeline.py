@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from spinevcf import __version__
-from spinevcf.assess import assess_bodies
+from spinevcf.assess import assess_bodies, imaged
 from spinevcf.detector import Detection, DetectorConfig, decode_detections, preprocess_cpr
 from spinevcf.errors import ModelError, OutputError
 from spinevcf.geometry.cpr import CPRImage, make_cpr
@@ -167,6 +167,14 @@ class Pipeline:
                 status="no_spine",
                 message=NO_SPINE_MESSAGE,
             )
+        shown = [d for d in detections if imaged(volume, cpr, d)]
+        if len(shown) < len(detections):
+            log.info(
+                "%d detections lie beyond the scanned volume: not reported", len(detections) - len(shown)
+            )
+        detections = shown
+        if not detections:
+            return self.grade(volume, None, [])
         labels = [d.label or LEVELS[int(np.argmax(d.level_probs))] for d in detections]
         kps_lps = [self._keypoints_lps(volume, cpr, d) for d in detections]
         heights = [heights_from_keypoints(k) for k in kps_lps]
