@@ -3,17 +3,23 @@
 The same functions grade the generator's ground truth and the app's findings,
 so a synthetic fracture's grade follows exactly from its heights.
 
-Definitions (method-notes, Genant 1993):
+Definitions (method-notes, Genant 1993), each judged against the level's normal shape
+(:mod:`spinevcf.normative`, normative morphometry as in Eastell 1991 / McCloskey 1993):
 
 * ``Ha``, ``Hm``, ``Hp``: distances between the anterior, middle and posterior
   keypoints of the superior and inferior endplates, in mm, measured in 3D.
-* Wedge reduction: ``1 - Ha / Hp`` (anterior height against the posterior one).
-* Biconcave reduction: ``1 - Hm / max(Ha, Hp)``.
-* Crush reduction: ``1 - Hp / Hp_ref`` where ``Hp_ref`` is the expected
-  posterior height interpolated from the nearest neighbouring vertebrae
-  (the larger of the cranial and caudal neighbours' ``Hp``, or the one that exists),
-  scaled by :data:`LEVEL_GROWTH_PER_LEVEL` to compensate the craniocaudal
-  increase of vertebral size.
+* Wedge reduction: ``1 - (Ha / Hp) / W(level)``, ``W`` the level's normal Ha/Hp (0.86 at
+  T7, 1.15 at L5): physiological mid-thoracic wedging and lumbar lordotic shape are the
+  expected shape, not a loss.
+* Biconcave reduction: ``1 - (Hm / max(Ha, Hp)) / C(level)``, ``C`` the level's normal
+  middle-to-rim ratio (about 0.85: endplates are concave).
+* Crush reduction: ``1 - Hp / Hp_ref`` where ``Hp_ref`` is the posterior height expected
+  from the adjacent vertebrae: each neighbour's ``Hp`` times the normal ratio of posterior
+  heights between the two levels (:meth:`~spinevcf.normative.Normative.expected_posterior_ratio`,
+  e.g. Hp(T12) is normally 0.95 of Hp(L1)); the larger of the two expectations is used, so
+  that a crushed neighbour does not hide this one's crush. Only the directly adjacent level
+  counts: a gap in the labels (a missed or not assessable body) means no reference from
+  that side, and a body without any neighbour gets no crush reduction.
 * The vertebra's height reduction is the largest of the three; its deformity
   type is the one that gives it. Genant grade: 0 below 20 %, 1 for 20-25 %,
   2 for 25-40 %, 3 above 40 %.
@@ -27,11 +33,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from spinevcf.schema import StudyRecord, VertebraRecord
+from spinevcf.normative import Normative, default_normative
+from spinevcf.schema import LEVEL_INDEX, StudyRecord, VertebraRecord
 
 __all__ = [
     "GRADE_THRESHOLDS",
-    "LEVEL_GROWTH_PER_LEVEL",
     "FRACTURE_PROBABILITY_CENTER",
     "FRACTURE_PROBABILITY_SCALE",
     "VertebraGrade",
@@ -45,9 +51,6 @@ __all__ = [
 
 #: Lower bounds of height reduction for Genant grades 1, 2 and 3.
 GRADE_THRESHOLDS: tuple[float, float, float] = (0.20, 0.25, 0.40)
-
-#: Relative increase of vertebral body height from one level to the next caudal one.
-LEVEL_GROWTH_PER_LEVEL: float = 0.03
 
 #: Logistic calibration of the fracture probability on the height reduction
 #: (defaults; a model folder may override them with values fitted on validation data).
@@ -115,10 +118,10 @@ def patient_probability(vertebra_probabilities: npt.ArrayLike) -> float:
     return float(1.0 - np.prod(1.0 - p))
 
 
-def _level_positions(labels: list[str]) -> npt.NDArray[np.float64]:
-    from spinevcf.schema import LEVEL_INDEX
-
-    return np.array([LEVEL_INDEX[lab] for lab in labels], dtype=np.float64)
+def _check_labels(labels: list[str]) -> None:
+    unknown = [lab for lab in labels if lab not in LEVEL_INDEX]
+    if unknown:
+        raise ValueError(f"labels must be level names C1..L5, got {unknown}")
 
 
 def grade_column(
@@ -126,44 +129,50 @@ def grade_column(
     heights: list[dict[str, float]],
     center: float = FRACTURE_PROBABILITY_CENTER,
     scale: float = FRACTURE_PROBABILITY_SCALE,
+    *,
+    normative: Normative | None = None,
 ) -> list[VertebraGrade]:
     """Grade every vertebra of a column listed cranial to caudal.
 
     Args:
         labels: level names (C1..L5), cranial to caudal; neighbours for the crush
-            reference are the adjacent entries of the next level up or down (a gap in the
-            levels means a body was missed, and then that side gives no reference).
+            reference are the adjacent entries of the next level up or down (a gap in the levels
+            means a body was missed or is not assessable, and then that side gives no reference).
         heights: per vertebra ``{"anterior", "middle", "posterior"}`` in mm.
         center: logistic centre of the fracture probability.
         scale: logistic scale of the fracture probability.
+        normative: normal shape ratios by level (default: :func:`spinevcf.normative.default_normative`).
 
     Returns:
         One :class:`VertebraGrade` per vertebra, in the same order.
     """
     if len(labels) != len(heights):
         raise ValueError("labels and heights must have the same length")
+    _check_labels(list(labels))
+    norms = normative or default_normative()
     n = len(labels)
-    pos = _level_positions(labels) if n else np.zeros(0)
     ha = np.array([h["anterior"] for h in heights], dtype=np.float64)
     hm = np.array([h["middle"] for h in heights], dtype=np.float64)
     hp = np.array([h["posterior"] for h in heights], dtype=np.float64)
     if np.any(~np.isfinite(np.r_[ha, hm, hp])) or np.any(np.r_[ha, hm, hp] <= 0):
         raise ValueError("heights must be positive and finite")
 
-    # Own-shape reductions.
-    wedge = np.clip(1.0 - ha / hp, 0.0, None)
-    bicon = np.clip(1.0 - hm / np.maximum(ha, hp), 0.0, None)
     out: list[VertebraGrade] = []
-    for i in range(n):
-        # Expected posterior height from the neighbours, rescaled to this level. The larger
-        # of the two is used so that a crushed neighbour does not hide this one's crush.
-        refs = [
-            hp[j] * (1.0 + LEVEL_GROWTH_PER_LEVEL) ** (pos[i] - pos[j])
-            for j in (i - 1, i + 1)
-            if 0 <= j < n and abs(pos[j] - pos[i]) == 1
-        ]
-        crush = float(np.clip(1.0 - hp[i] / max(refs), 0.0, None)) if refs else 0.0
-        red = {"wedge": float(wedge[i]), "biconcave": float(bicon[i]), "crush": crush}
+    for i, lab in enumerate(labels):
+        # Own shape against the level's normal shape.
+        wedge = max(0.0, 1.0 - (ha[i] / hp[i]) / norms.wedge_ratio(lab))
+        bicon = max(0.0, 1.0 - (hm[i] / max(ha[i], hp[i])) / norms.concavity_ratio(lab))
+        # Expected posterior height from each adjacent neighbour, through the normal ratio
+        # of posterior heights between the two levels. The larger of the two is used so
+        # that a crushed neighbour does not hide this one's crush.
+        refs = []
+        for j in (i - 1, i + 1):
+            if 0 <= j < n:
+                ratio = norms.expected_posterior_ratio(lab, labels[j])
+                if ratio is not None:
+                    refs.append(hp[j] * ratio)
+        crush = max(0.0, 1.0 - hp[i] / max(refs)) if refs else 0.0
+        red = {"wedge": float(wedge), "biconcave": float(bicon), "crush": float(crush)}
         kind = max(red, key=lambda k: red[k])
         reduction = red[kind]
         grade = genant_grade(reduction)
