@@ -476,8 +476,8 @@ def evaluate(truth_dir: str | Path, results_dir: str | Path) -> EvaluationReport
     }
     metrics["vertebra_sensitivity"], metrics["vertebra_specificity"] = _sens_spec(vert_y, vert_p)
     metrics["patient_sensitivity"], metrics["patient_specificity"] = _sens_spec(pat_y, pat_p)
-    metrics["patient_specificity_at_sens90"], metrics["patient_threshold_at_sens90"] = specificity_at_sensitivity(
-        pat_y, pat_p
+    metrics["patient_specificity_at_sens90"], metrics["patient_threshold_at_sens90"] = (
+        specificity_at_sensitivity(pat_y, pat_p)
     )
     metrics["grade_kappa_linear"] = weighted_kappa(grades_t, grades_p)
 

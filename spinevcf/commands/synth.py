@@ -45,7 +45,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="scan ends: margin (default) or cut (first and last slice inside a vertebral body)",
     )
     p.add_argument(
-        "--slice-thickness", type=float, default=None, metavar="MM", help="force this slice thickness (= spacing)"
+        "--slice-thickness",
+        type=float,
+        default=None,
+        metavar="MM",
+        help="force this slice thickness (= spacing)",
     )
     p.add_argument(
         "--inplane-fov",

@@ -170,7 +170,9 @@ def sample_acquisition(
         if cfg.inplane_fov_mm is not None:
             ps = float(cfg.inplane_fov_mm) / _MATRIX
             mid = z_top - 0.5 * (n - 1) * spacing
-            centre = _targeted_centre(phantom, mid, str(cfg.fov_centre)) + orng.normal(0.0, _CENTRE_JITTER_MM, 2)
+            centre = _targeted_centre(phantom, mid, str(cfg.fov_centre)) + orng.normal(
+                0.0, _CENTRE_JITTER_MM, 2
+            )
     return Acquisition(
         fov_preset=preset,
         z_first=float(z_top if head_first else z_top - (n - 1) * spacing),

@@ -121,7 +121,9 @@ def truth_for(
         if frac >= 1.0:
             full.append(vb)
         elif frac > 0.0:
-            partial.append({"label": vb.level, "center_lps_mm": np.round(vb.keypoints().mean(axis=0), 3).tolist()})
+            partial.append(
+                {"label": vb.level, "center_lps_mm": np.round(vb.keypoints().mean(axis=0), 3).tolist()}
+            )
     extra: dict[str, object] = {"partial": partial, "seed": phantom.seed, "patient": phantom.info}
     if phantom.family != "default":
         extra["family"] = phantom.family

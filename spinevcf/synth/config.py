@@ -111,15 +111,17 @@ class SynthConfig:
         if self.slice_thickness is not None:
             lo, hi = SLICE_THICKNESS_RANGE_MM
             if not lo <= self.slice_thickness <= hi:
-                raise ValueError(f"slice_thickness must be in [{lo:g}, {hi:g}] mm, got {self.slice_thickness!r}")
+                raise ValueError(
+                    f"slice_thickness must be in [{lo:g}, {hi:g}] mm, got {self.slice_thickness!r}"
+                )
         if self.inplane_fov_mm is not None:
             lo, hi = INPLANE_FOV_RANGE_MM
             if not lo <= self.inplane_fov_mm <= hi:
-                raise ValueError(f"inplane_fov_mm must be in [{lo:g}, {hi:g}] mm, got {self.inplane_fov_mm!r}")
-            if self.fov_centre not in FOV_CENTRES:
                 raise ValueError(
-                    f"inplane_fov_mm needs fov_centre in {FOV_CENTRES}, got {self.fov_centre!r}"
+                    f"inplane_fov_mm must be in [{lo:g}, {hi:g}] mm, got {self.inplane_fov_mm!r}"
                 )
+            if self.fov_centre not in FOV_CENTRES:
+                raise ValueError(f"inplane_fov_mm needs fov_centre in {FOV_CENTRES}, got {self.fov_centre!r}")
         elif self.fov_centre is not None:
             raise ValueError(f"fov_centre={self.fov_centre!r} needs inplane_fov_mm")
 

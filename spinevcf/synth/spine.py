@@ -442,7 +442,11 @@ def sample_spine(
     shell_fraction = rng.uniform(*family.shell_fraction)
     # Families with several concavity ranges (flat or deep endplates) draw one per patient;
     # the default family draws nothing here (its random stream is unchanged).
-    conc_range = family.concavity[int(rng.integers(len(family.concavity)))] if len(family.concavity) > 1 else family.concavity[0]
+    conc_range = (
+        family.concavity[int(rng.integers(len(family.concavity)))]
+        if len(family.concavity) > 1
+        else family.concavity[0]
+    )
     rim_round = float(rng.uniform(*family.rim_round_mm)) if family.rim_round_mm[1] > 0 else 0.0
 
     # --- per-level dimensions and stacking along the arc length --------------------------
@@ -554,7 +558,9 @@ def sample_spine(
         elif kind == "biconcave":
             csup, cinf = d["fsup"], 1.0 - d["fsup"]  # unit total concavity, rescaled below
         mobile_s1 = lumbarised and lev == "S1"
-        notch = family.notch_fraction * d["hd"] if (lev.startswith(("T", "L")) or mobile_s1) else 0.05 * d["hd"]
+        notch = (
+            family.notch_fraction * d["hd"] if (lev.startswith(("T", "L")) or mobile_s1) else 0.05 * d["hd"]
+        )
         vb = Vertebra(
             level=lev,
             center=p,
@@ -604,7 +610,11 @@ def sample_spine(
         deg = discs_h[up.level] < family.disc_height_below[up.level] * scale * 0.7
         disc = Disc(up, lo, hu=disc_hu + rng.normal(0, 8), vacuum=bool(deg and rng.random() < 0.15))
         if sacralised and up.level == "L5":  # fused: a bony bridge instead of a disc
-            disc.hu, disc.vacuum, disc.label = 0.5 * (up.trabecular_hu + lo.trabecular_hu), False, LABEL_OTHER_BONE
+            disc.hu, disc.vacuum, disc.label = (
+                0.5 * (up.trabecular_hu + lo.trabecular_hu),
+                False,
+                LABEL_OTHER_BONE,
+            )
         discs.append(disc)
 
     level_s = np.array([s_centre[lev] for lev in LEVELS] + [s_centre["S1"], s_centre["S1"] + 50.0 * scale])

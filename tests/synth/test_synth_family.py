@@ -79,6 +79,7 @@ def test_sacralised_l5_is_fused() -> None:
     spine = sample_spine(rng, family=A.HELDOUT_FAMILY, lumbosacral="sacralised_l5", **SPINE_KW)
     junction = [d for d in spine.discs if d.upper.level == "L5"][0]
     assert junction.label == LABEL_OTHER_BONE and junction.hu > 100.0
+
     def reach(level: str) -> float:
         """Largest lateral distance (mm) of the level's posterior elements from its body centre."""
         vb = spine.by_level(level)
@@ -118,4 +119,10 @@ def test_rib_pairs(pairs: int) -> None:
     else:  # the lowest rib head is beside T11, above T12
         assert lowest > t12.center[2] + 5.0
     with pytest.raises(ValueError, match="rib_pairs"):
-        sample_body(np.random.default_rng(0), spine, sample_torso(np.random.default_rng(0), spine), contrast=False, rib_pairs=10)
+        sample_body(
+            np.random.default_rng(0),
+            spine,
+            sample_torso(np.random.default_rng(0), spine),
+            contrast=False,
+            rib_pairs=10,
+        )

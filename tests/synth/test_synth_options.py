@@ -122,7 +122,20 @@ def test_cut_preset_draws_and_keeps_the_phantom() -> None:
 def test_cli_cut_preset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from spinevcf.cli import main
 
-    rc = main(["synth", str(tmp_path / "out"), "--cases", "1", "--seed", "40", "--preset", "cut", "--fov", "thoracic"])
+    rc = main(
+        [
+            "synth",
+            str(tmp_path / "out"),
+            "--cases",
+            "1",
+            "--seed",
+            "40",
+            "--preset",
+            "cut",
+            "--fov",
+            "thoracic",
+        ]
+    )
     assert rc == 0
     line = capsys.readouterr().out.strip()
     assert "edge=cut" in line and "partial=" in line and "partial=none" not in line
