@@ -10,7 +10,10 @@ reference. The first version of this script opened each mask with a 6 mm ball in
 (:func:`opened_centres`, kept for comparison): thick lumbar and lower thoracic pedicles
 survive that opening and pull its centroid 2-5 mm backwards. Detections are matched to
 reference centres one to one (Hungarian, within 15 mm); a detection of a body cut by the
-scan (no reference) is ignored rather than counted as false.
+scan (no reference; matched to the cut bodies one to one the same way) is ignored rather
+than counted as false; a second detection near the same cut body is a false detection.
+:func:`compare_with_label_map` is also used by ``scripts/real_ct_run.py`` on the
+application's results for the same CT written as a DICOM series.
 
 Usage::
 
@@ -28,8 +31,9 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +43,7 @@ from scipy.optimize import linear_sum_assignment
 from spinevcf.io.nifti import load_nifti
 from spinevcf.pipeline import Pipeline, default_model_repository
 from spinevcf.report.capture import render_annotated_cpr, save_png
+from spinevcf.schema import VertebraRecord
 from spinevcf.volume import Volume
 
 #: TotalSegmentator v1 label id -> level name.
@@ -53,11 +58,15 @@ OPENING_RADIUS_MM = 6.0
 #: slice is cut by the field of view (a few voxels there are label-map noise).
 CUT_FRACTION = 0.2
 #: In-plane structuring element that closes small gaps of a vertebral arch.
-_DISK = np.array([[0, 1, 1, 1, 0], [1, 1, 1, 1, 1], [1, 1, 1, 1, 1], [1, 1, 1, 1, 1], [0, 1, 1, 1, 0]], dtype=bool)
+_DISK = np.array(
+    [[0, 1, 1, 1, 0], [1, 1, 1, 1, 1], [1, 1, 1, 1, 1], [1, 1, 1, 1, 1], [0, 1, 1, 1, 0]], dtype=bool
+)
 #: Largest distance between a detection and the reference it is matched to (Hungarian).
 MATCH_RADIUS_MM = 15.0
 #: Acceptance radius of a centre (issue 3: within 4 mm).
 CENTRE_TOLERANCE_MM = 4.0
+#: Levels every complete body of which must be found (issue 3: T1-L3 in view).
+REQUIRED_LEVELS: tuple[str, ...] = (*(f"T{i}" for i in range(1, 13)), "L1", "L2", "L3")
 
 
 def fetch_data(dest: Path) -> Path:
@@ -149,6 +158,157 @@ def opened_centres(labels: Volume) -> dict[str, np.ndarray]:
     return out
 
 
+def match_detections(
+    centres: Sequence[npt.NDArray[np.float64]], refs: dict[str, npt.NDArray[np.float64]]
+) -> tuple[dict[int, str], npt.NDArray[np.float64]]:
+    """Match detections to reference centres one to one (Hungarian, within :data:`MATCH_RADIUS_MM`).
+
+    Returns:
+        ``(detection index -> reference name, distance matrix detections x references)``.
+    """
+    names = list(refs)
+    dist = np.array([[float(np.linalg.norm(c - refs[n])) for n in names] for c in centres]).reshape(
+        len(centres), len(names)
+    )
+    match: dict[int, str] = {}
+    if dist.size:
+        for i, j in zip(*linear_sum_assignment(np.where(dist <= MATCH_RADIUS_MM, dist, 1e6)), strict=True):
+            if dist[i, j] <= MATCH_RADIUS_MM:
+                match[int(i)] = names[int(j)]
+    return match, dist
+
+
+def match_cut(
+    vertebrae: Sequence[VertebraRecord], skip: set[int], cut: dict[str, npt.NDArray[np.float64]]
+) -> dict[int, str]:
+    """Match the detections not in ``skip`` to the cut bodies, one to one like the references.
+
+    A second detection near the same cut body is not "a detection of the cut body": it stays
+    unmatched and counts as a false detection.
+    """
+    rest = [i for i in range(len(vertebrae)) if i not in skip]
+    sub, _ = match_detections([vertebrae[i].center for i in rest], cut)
+    return {rest[k]: name for k, name in sub.items()}
+
+
+def level_order(name: str) -> int:
+    """Cranial-to-caudal rank of a level name of :data:`TS_V1_LEVELS`."""
+    return -list(TS_V1_LEVELS.values()).index(name)
+
+
+def compare_with_label_map(
+    vertebrae: Sequence[VertebraRecord],
+    refs: dict[str, npt.NDArray[np.float64]],
+    cut: dict[str, npt.NDArray[np.float64]],
+    opened: dict[str, npt.NDArray[np.float64]] | None = None,
+) -> dict[str, Any]:
+    """Compare a record's vertebrae with the label-map references (complete and cut bodies).
+
+    Args:
+        vertebrae: the pipeline's or the application's vertebrae.
+        refs: centres of the complete bodies (:func:`body_centres`).
+        cut: centres of the bodies cut by the scan.
+        opened: the first version's references (:func:`opened_centres`), reported alongside.
+
+    Returns:
+        The summary of :func:`main` (without timings): per vertebra its reference, centre
+        error, level correctness, assessment and grade; and the counts.
+    """
+    match, dist = match_detections([v.center for v in vertebrae], refs)
+    names = list(refs)
+    opened = opened or {}
+    matched = set(match.values())
+    cut_of = match_cut(vertebrae, set(match), cut)
+    ignored = list(cut_of)
+    n_fp = len(vertebrae) - len(match) - len(ignored)
+    rows = []
+    for i, v in enumerate(vertebrae):
+        name = match.get(i)
+        j = names.index(name) if name is not None else None
+        rows.append(
+            {
+                "predicted": v.label,
+                "reference": name,
+                "cut_body": cut_of.get(i),
+                "centre_error_mm": round(float(dist[i, j]), 2) if j is not None else None,
+                "centre_error_mm_opened_reference": (
+                    round(float(np.linalg.norm(v.center - opened[name])), 2)
+                    if name is not None and name in opened
+                    else None
+                ),
+                "level_correct": bool(name is not None and name == v.label),
+                "assessment": v.assessment,
+                "assessment_reason": v.assessment_reason,
+                "genant_grade": v.genant_grade,
+                "heights_mm": v.heights_mm,
+            }
+        )
+    required = [r for r in REQUIRED_LEVELS if r in refs]
+    found_required = [r for r in required if r in matched]
+    level_acc = float(np.mean([r["level_correct"] for r in rows if r["reference"]])) if matched else 0.0
+    errs = [r["centre_error_mm"] for r in rows if r["reference"]]
+    old = [
+        r["centre_error_mm_opened_reference"]
+        for r in rows
+        if r["centre_error_mm_opened_reference"] is not None
+    ]
+    assessed_required = [
+        r["reference"] for r in rows if r["reference"] in required and r["assessment"] == "assessed"
+    ]
+    cut_rows = [r for r in rows if r["cut_body"] is not None]
+    return {
+        "references": sorted(refs, key=level_order, reverse=True),
+        "cut_bodies": sorted(cut, key=level_order, reverse=True),
+        "detections": len(vertebrae),
+        "required_T1_L3_found": f"{len(found_required)}/{len(required)}",
+        "missing_required": [r for r in required if r not in matched],
+        "required_assessed": f"{len(assessed_required)}/{len(required)}",
+        "required_not_assessed": [r for r in required if r not in assessed_required],
+        "cut_bodies_detected": [r["cut_body"] for r in cut_rows],
+        "cut_bodies_assessed": [r["cut_body"] for r in cut_rows if r["assessment"] == "assessed"],
+        "false_detections": n_fp,
+        "false_detection_labels": [
+            r["predicted"] for r in rows if r["reference"] is None and r["cut_body"] is None
+        ],
+        "ignored_detections_of_cut_bodies": len(ignored),
+        "level_accuracy": round(level_acc, 3),
+        "levels_correct": f"{sum(r['level_correct'] for r in rows if r['reference'])}/{len(errs)}",
+        "centre_error_mm_mean": round(float(np.mean(errs)), 2) if errs else None,
+        "centre_error_mm_max": round(float(np.max(errs)), 2) if errs else None,
+        "centres_within_4mm": f"{sum(e <= CENTRE_TOLERANCE_MM for e in errs)}/{len(errs)}",
+        "opened_reference": {
+            "centre_error_mm_mean": round(float(np.mean(old)), 2) if old else None,
+            "centres_within_4mm": f"{sum(e <= CENTRE_TOLERANCE_MM for e in old)}/{len(old)}",
+        },
+        "vertebrae": rows,
+    }
+
+
+def run_nifti_check(ct_path: Path, mask_path: Path, models: Path, png: Path | None) -> dict[str, Any]:
+    """Run the pipeline in-process on the NIfTI CT and compare with its label map.
+
+    Returns:
+        :func:`compare_with_label_map`'s summary with the pipeline's timings; the annotated
+        CPR is saved to ``png`` when given.
+    """
+    vol = load_nifti(ct_path)
+    labels = load_nifti(mask_path)
+    cut: dict[str, np.ndarray] = {}
+    refs = body_centres(labels, cut)
+    opened = opened_centres(labels)
+    pipe = Pipeline(models)
+    try:
+        res = pipe.run(vol)
+    finally:
+        pipe.close()
+    summary = compare_with_label_map(res.record.vertebrae, refs, cut, opened)
+    summary["timings_s"] = {k: round(v, 3) for k, v in res.timings_s.items()}
+    if png is not None and res.cpr is not None:
+        png.parent.mkdir(parents=True, exist_ok=True)
+        save_png(render_annotated_cpr(res.cpr.image[0], res.record, pixel_mm=res.cpr.pixel_mm), png)
+    return summary
+
+
 def main() -> int:
     """Run the pipeline on the real CT and compare with the label-map references."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -158,81 +318,12 @@ def main() -> int:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     data = args.data or fetch_data(Path(tempfile.mkdtemp(prefix="spinevcf-real-")))
-    vol = load_nifti(data / "cxr.nii.gz")
-    labels = load_nifti(data / "mask.nii.gz")
-    cut: dict[str, np.ndarray] = {}
-    refs = body_centres(labels, cut)
-    opened = opened_centres(labels)
-    pipe = Pipeline(args.models)
-    res = pipe.run(vol)
-    rec = res.record
-    rows = []
-    names = list(refs)
-    dist = np.array([[float(np.linalg.norm(v.center - refs[n])) for n in names] for v in rec.vertebrae])
-    match: dict[int, int] = {}
-    if dist.size:
-        for i, j in zip(*linear_sum_assignment(np.where(dist <= MATCH_RADIUS_MM, dist, 1e6)), strict=True):
-            if dist[i, j] <= MATCH_RADIUS_MM:
-                match[int(i)] = int(j)
-    matched = {names[j] for j in match.values()}
-    # A detection of a body cut by the scan (no reference) is ignored, not a false detection.
-    ignored = [
-        i
-        for i, v in enumerate(rec.vertebrae)
-        if i not in match and any(np.linalg.norm(v.center - c) <= MATCH_RADIUS_MM for c in cut.values())
-    ]
-    n_fp = len(rec.vertebrae) - len(match) - len(ignored)
-    for i, v in enumerate(rec.vertebrae):
-        j = match.get(i)
-        name = names[j] if j is not None else None
-        rows.append(
-            {
-                "predicted": v.label,
-                "reference": name,
-                "centre_error_mm": round(float(dist[i, j]), 2) if j is not None else None,
-                "centre_error_mm_opened_reference": (
-                    round(float(np.linalg.norm(v.center - opened[name])), 2)
-                    if name is not None and name in opened
-                    else None
-                ),
-                "level_correct": bool(name is not None and name == v.label),
-                "genant_grade": v.genant_grade,
-                "heights_mm": v.heights_mm,
-            }
-        )
-    required = [f"T{i}" for i in range(1, 13)] + ["L1", "L2", "L3"]
-    required = [r for r in required if r in refs]
-    found_required = [r for r in required if r in matched]
-    level_acc = float(np.mean([r["level_correct"] for r in rows if r["reference"]])) if matched else 0.0
-    errs = [r["centre_error_mm"] for r in rows if r["reference"]]
-    old = [r["centre_error_mm_opened_reference"] for r in rows if r["centre_error_mm_opened_reference"] is not None]
-    summary = {
-        "references": sorted(refs, key=lambda n: list(TS_V1_LEVELS.values()).index(n), reverse=True),
-        "detections": len(rec.vertebrae),
-        "required_T1_L3_found": f"{len(found_required)}/{len(required)}",
-        "missing_required": [r for r in required if r not in matched],
-        "false_detections": n_fp,
-        "ignored_detections_of_cut_bodies": len(ignored),
-        "level_accuracy": round(level_acc, 3),
-        "centre_error_mm_mean": round(float(np.mean(errs)), 2) if errs else None,
-        "centre_error_mm_max": round(float(np.max(errs)), 2) if errs else None,
-        "centres_within_4mm": f"{sum(e <= CENTRE_TOLERANCE_MM for e in errs)}/{len(errs)}",
-        "opened_reference": {
-            "centre_error_mm_mean": round(float(np.mean(old)), 2) if old else None,
-            "centres_within_4mm": f"{sum(e <= CENTRE_TOLERANCE_MM for e in old)}/{len(old)}",
-        },
-        "timings_s": {k: round(v, 3) for k, v in res.timings_s.items()},
-        "vertebrae": rows,
-    }
+    summary = run_nifti_check(data / "cxr.nii.gz", data / "mask.nii.gz", args.models, args.png)
     print(json.dumps(summary, indent=2))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(summary, indent=2))
-    if res.cpr is not None:
-        args.png.parent.mkdir(parents=True, exist_ok=True)
-        save_png(render_annotated_cpr(res.cpr.image[0], rec, pixel_mm=res.cpr.pixel_mm), args.png)
-        print(f"annotated CPR: {args.png}")
-    pipe.close()
+    print(f"annotated CPR: {args.png}")
     return 0
 
 
