@@ -236,6 +236,49 @@ def tptbox_lines(comp: dict[str, Any]) -> str:
     return "".join(out)
 
 
+def layout_differences(nifti: dict[str, Any], dicom: dict[str, Any]) -> dict[str, Any]:
+    """What differs between two label-map comparisons of the same voxels (NIfTI vs DICOM layout).
+
+    Detections are paired by the reference (or cut body) they were matched to; the rest are
+    listed as unpaired.
+
+    Returns:
+        ``detections`` (the two counts), ``grade_changes`` (``"<ref>: G<a> -> G<b>"``, ``-`` for
+        not assessable), ``assessment_changes`` and ``unpaired`` (``{"nifti": [...], "dicom": [...]}``).
+    """
+
+    def keyed(comp: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+        out: dict[str, dict[str, Any]] = {}
+        rest: list[str] = []
+        for r in comp["vertebrae"]:
+            key = r["reference"] or r["cut_body"]
+            if key is None:
+                rest.append(r["predicted"])
+            else:
+                out[key] = r
+        return out, rest
+
+    def grade(r: dict[str, Any]) -> str:
+        return "-" if r["genant_grade"] is None else f"G{r['genant_grade']}"
+
+    a, rest_a = keyed(nifti)
+    b, rest_b = keyed(dicom)
+    both = [k for k in a if k in b]
+    return {
+        "detections": [nifti["detections"], dicom["detections"]],
+        "grade_changes": [f"{k}: {grade(a[k])} -> {grade(b[k])}" for k in both if grade(a[k]) != grade(b[k])],
+        "assessment_changes": [
+            f"{k}: {a[k]['assessment']} -> {b[k]['assessment']}"
+            for k in both
+            if a[k]["assessment"] != b[k]["assessment"]
+        ],
+        "unpaired": {
+            "nifti": rest_a + [k for k in a if k not in b],
+            "dicom": rest_b + [k for k in b if k not in a],
+        },
+    }
+
+
 def render(summary: dict[str, Any]) -> str:
     """The markdown of one run: header line, table, label-map comparisons, patient count."""
     scans = summary["scans"]
@@ -248,6 +291,15 @@ def render(summary: dict[str, Any]) -> str:
             notes += tptbox_lines(s["label_map"])
     if "lidc_nifti_pipeline" in summary:
         notes += lidc_lines(summary["lidc_nifti_pipeline"], "NIfTI through the pipeline")
+        dicom = next((s["label_map"] for s in scans if s["name"] == "lidc_chest" and "label_map" in s), None)
+        if dicom is not None:
+            d = layout_differences(summary["lidc_nifti_pipeline"], dicom)
+            notes += (
+                f"- LIDC chest, same voxels NIfTI layout -> DICOM layout: detections {d['detections'][0]} -> "
+                f"{d['detections'][1]}; grades changed: {', '.join(d['grade_changes']) or 'none'}; "
+                f"assessment changed: {', '.join(d['assessment_changes']) or 'none'}; unpaired: NIfTI "
+                f"{d['unpaired']['nifti'] or 'none'}, DICOM {d['unpaired']['dicom'] or 'none'}\n"
+            )
     fractured = [s for s in scans if s.get("results", {}).get("patient_fractured")]
     ran = [s for s in scans if "results" in s]
     notes += f"- patients called fractured: {len(fractured)} of {len(ran)} scans that ran\n"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import real_ct_report as rr
 from PIL import Image
-from real_ct_run import copy_png, replace_section
+from real_ct_run import copy_png, layout_differences, replace_section
 from validate_real_ct import compare_with_label_map
 
 from spinevcf.schema import VertebraRecord
@@ -147,3 +147,34 @@ def test_replace_section_and_png_size(tmp_path: Path) -> None:
     size = copy_png(src, tmp_path / "small.png")
     assert size == (tmp_path / "small.png").stat().st_size < 300_000
     assert Image.open(tmp_path / "small.png").size == (400, 400)
+
+
+def test_layout_differences_pairs_by_reference() -> None:
+    def row(pred: str, ref: str | None, cut: str | None, grade: int | None) -> dict[str, Any]:
+        assessment = "assessed" if grade is not None else "not_assessable"
+        return {
+            "predicted": pred,
+            "reference": ref,
+            "cut_body": cut,
+            "genant_grade": grade,
+            "assessment": assessment,
+        }
+
+    nifti = {
+        "detections": 3,
+        "vertebrae": [row("T1", "T1", None, 0), row("T2", "T2", None, 1), row("T3", None, "T3", None)],
+    }
+    dicom = {
+        "detections": 4,
+        "vertebrae": [
+            row("T1", "T1", None, 0),
+            row("T2", "T2", None, 0),
+            row("T3", None, None, 3),
+            row("T4", None, "T3", 0),
+        ],
+    }
+    d = layout_differences(nifti, dicom)
+    assert d["detections"] == [3, 4]
+    assert d["grade_changes"] == ["T2: G1 -> G0", "T3: - -> G0"]
+    assert d["assessment_changes"] == ["T3: not_assessable -> assessed"]
+    assert d["unpaired"] == {"nifti": [], "dicom": ["T3"]}
