@@ -84,21 +84,22 @@ LITERATURE: dict[str, dict[str, tuple[float, float, str]]] = {
         "L3": (
             1.00,
             0.06,
-            "estimate from Masharawi et al. 2010 (Eur Spine J 19:768, 240 adults): L3 body sagittal "
-            "wedging -1.1 deg (women) / +1.3 deg (men), i.e. Ha about Hp; SD an estimate",
+            "estimate from Eur Spine J 2010;19:768-773 (doi:10.1007/s00586-009-1256-6, Table 1; 120 women, "
+            "120 men, 20-80 years): L3 body sagittal wedging -1.1 deg (women) / +1.3 deg (men), i.e. Ha about "
+            "Hp; SD an estimate",
         ),
         "L4": (
             1.04,
             0.06,
-            "estimate from Masharawi et al. 2010: L4 body wedging -3.1 deg (women) / -0.7 deg (men); "
+            "estimate from doi:10.1007/s00586-009-1256-6 (Table 1): L4 body wedging -3.1 deg (women) / -0.7 deg (men); "
             "their mean over a 35 mm deep, 27 mm tall body gives Ha/Hp 1.04; SD an estimate",
         ),
         "L5": (
             1.15,
             0.07,
             "Cook & Baker 2021 (Int J Spine Surg 15:1072, CT, 196 patients): L5 anterior 30.3 mm / "
-            "posterior 26.3 mm = 1.15, consistent with Masharawi et al. 2010 (-7.8 deg women, -4.6 deg "
-            "men); SD estimated from their height SDs (1.9 mm each)",
+            "posterior 26.3 mm = 1.15, consistent with doi:10.1007/s00586-009-1256-6 (L5 wedging -7.8 deg "
+            "women, -4.6 deg men); SD estimated from their height SDs (1.9 mm each)",
         ),
     },
     "posterior_step": {
@@ -329,8 +330,12 @@ def expert_spread(columns: list[Column]) -> dict[str, dict[str, float]]:
     return out
 
 
-def _old_rule(labels: list[str], heights: list[Heights]) -> list[int]:
-    """The rule before normative grading: own shape against 1, neighbours' Hp grown by 3 %/level."""
+def old_rule_reductions(labels: list[str], heights: list[Heights]) -> list[float]:
+    """Height reductions by the rule before normative grading (for comparison only).
+
+    Own shape against 1 (``1 - Ha/Hp``, ``1 - Hm/max(Ha, Hp)``), crush against the larger
+    adjacent neighbour's Hp grown by a fixed 3 % per level.
+    """
     growth = 0.03
     out = []
     for i, lab in enumerate(labels):
@@ -340,9 +345,12 @@ def _old_rule(labels: list[str], heights: list[Heights]) -> list[int]:
             for j in (i - 1, i + 1)
             if 0 <= j < len(labels) and abs(LEVEL_INDEX[labels[j]] - LEVEL_INDEX[lab]) == 1
         ]
-        red = max(0.0, 1.0 - ha / hp, 1.0 - hm / max(ha, hp), 1.0 - hp / max(refs) if refs else 0.0)
-        out.append(genant_grade(red))
+        out.append(max(0.0, 1.0 - ha / hp, 1.0 - hm / max(ha, hp), 1.0 - hp / max(refs) if refs else 0.0))
     return out
+
+
+def _old_rule(labels: list[str], heights: list[Heights]) -> list[int]:
+    return [genant_grade(r) for r in old_rule_reductions(labels, heights)]
 
 
 def _new_rule(norms: Normative) -> Callable[[list[str], list[Heights]], list[int]]:

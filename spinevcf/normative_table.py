@@ -152,19 +152,19 @@ NORMATIVE_TABLE: dict[str, dict[str, dict[str, Any]]] = {
             "center": 1.0,
             "sd": 0.06,
             "n": 0,
-            "source": "estimate from Masharawi et al. 2010 (Eur Spine J 19:768, 240 adults): L3 body sagittal wedging -1.1 deg (women) / +1.3 deg (men), i.e. Ha about Hp; SD an estimate"
+            "source": "estimate from Eur Spine J 2010;19:768-773 (doi:10.1007/s00586-009-1256-6, Table 1; 120 women, 120 men, 20-80 years): L3 body sagittal wedging -1.1 deg (women) / +1.3 deg (men), i.e. Ha about Hp; SD an estimate"
         },
         "L4": {
             "center": 1.04,
             "sd": 0.06,
             "n": 0,
-            "source": "estimate from Masharawi et al. 2010: L4 body wedging -3.1 deg (women) / -0.7 deg (men); their mean over a 35 mm deep, 27 mm tall body gives Ha/Hp 1.04; SD an estimate"
+            "source": "estimate from doi:10.1007/s00586-009-1256-6 (Table 1): L4 body wedging -3.1 deg (women) / -0.7 deg (men); their mean over a 35 mm deep, 27 mm tall body gives Ha/Hp 1.04; SD an estimate"
         },
         "L5": {
             "center": 1.15,
             "sd": 0.07,
             "n": 0,
-            "source": "Cook & Baker 2021 (Int J Spine Surg 15:1072, CT, 196 patients): L5 anterior 30.3 mm / posterior 26.3 mm = 1.15, consistent with Masharawi et al. 2010 (-7.8 deg women, -4.6 deg men); SD estimated from their height SDs (1.9 mm each)"
+            "source": "Cook & Baker 2021 (Int J Spine Surg 15:1072, CT, 196 patients): L5 anterior 30.3 mm / posterior 26.3 mm = 1.15, consistent with doi:10.1007/s00586-009-1256-6 (L5 wedging -7.8 deg women, -4.6 deg men); SD estimated from their height SDs (1.9 mm each)"
         }
     },
     "concavity": {
