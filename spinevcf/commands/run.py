@@ -16,8 +16,9 @@ models once (ONNX Runtime in-process, or one shared Triton server with
 
 Resumable and exact: a study's folder appears in one rename when all its outputs are
 written, so re-running the same command skips complete studies and redoes interrupted
-ones; ``--redo-failed`` also redoes those the last run reported failed, ``--force``
-redoes everything. SIGINT / SIGTERM stop handing out studies and let those in flight
+ones and those that failed for a retryable reason (the worker died, Triton or the PACS
+stayed away longer than the retries, outputs not writable); ``--redo-failed`` also redoes
+the permanent failures (bad input and the like), ``--force`` redoes everything. SIGINT / SIGTERM stop handing out studies and let those in flight
 finish for ``--drain-timeout`` seconds; a second signal stops at once. A worker that dies
 (killed, out of memory) is replaced and its study reported failed. Transient Triton or
 PACS errors are retried with back-off (``--retries``). ``OUTPUT_DIR/run_summary.json``
@@ -40,19 +41,21 @@ import argparse
 import functools
 import hashlib
 import logging
+import math
 import os
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pydicom
 from pydicom.errors import InvalidDicomError
 
 from spinevcf.batch.runner import STATE_NOT_STARTED, BatchOptions, BatchRunner
 from spinevcf.batch.worker import RetryPolicy, StudyTask
-from spinevcf.errors import InputError, NoDicomFilesError
+from spinevcf.errors import InputError, ModelError, NoDicomFilesError
 
 __all__ = [
     "add_parser",
@@ -82,6 +85,8 @@ SUMMARY_NAME = "run_summary.json"
 SHARD_INDEX_ENV = "JOB_COMPLETION_INDEX"
 #: Key prefix of studies retrieved over DICOMweb.
 DICOMWEB_KEY_PREFIX = "dicomweb:"
+#: cgroup v2 CPU quota of this process's container.
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 #: Default seconds the studies in flight may finish after the first signal.
 DEFAULT_DRAIN_TIMEOUT_S = 20.0
 
@@ -248,12 +253,28 @@ def shard_of(key: str, count: int) -> int:
     return int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:_HASH_CHARS], 16) % count
 
 
-def default_workers() -> int:
-    """The CPUs this process may run on (affinity / cgroup cpuset), at least 1."""
+def _cgroup_cpu_limit(path: Path = CGROUP_CPU_MAX) -> int | None:
+    """CPUs allowed by the cgroup v2 quota (``cpu.max``: "QUOTA PERIOD" or "max PERIOD"), rounded up."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        quota, period = path.read_text(encoding="ascii").split()[:2]
+    except (OSError, ValueError):
+        return None
+    if quota == "max":
+        return None
+    try:
+        return max(1, math.ceil(int(quota) / int(period)))
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def default_workers() -> int:
+    """The CPUs this process may use: its CPU affinity, capped by a cgroup v2 CPU quota (containers)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+        cpus = os.cpu_count() or 1
+    limit = _cgroup_cpu_limit()
+    return max(1, min(cpus, limit) if limit is not None else cpus)
 
 
 def _non_negative_int(text: str) -> int:
@@ -293,7 +314,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "-j", "--workers", type=_non_negative_int, default=None,
         help=f"worker processes (default: the usable CPUs, here {default_workers()}); 0: in this process",
     )
-    p.add_argument("--redo-failed", action="store_true", help="also redo studies the last run reported failed")
+    p.add_argument(
+        "--redo-failed", action="store_true",
+        help="also redo studies that failed permanently last time (retryable failures are always redone)",
+    )
     p.add_argument("--force", action="store_true", help="redo every study, complete ones included")
     p.add_argument("--study-list", type=Path, default=None, help="file of subfolders of INPUT_DIR to screen")
     p.add_argument("--dicomweb", default=None, metavar="URL", help="retrieve studies from this DICOMweb server")
@@ -314,6 +338,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar: a log line per study (batch jobs)")
     p.set_defaults(func=run)
+
+
+def _onnx_pipeline(model_repository: Path | None, intra_op_threads: int) -> Any:
+    """A pipeline whose ONNX Runtime sessions use ``intra_op_threads`` threads each."""
+    import spinevcf.pipeline as pipeline_module
+    from spinevcf.inference.onnx_backend import OnnxRuntimeBackend
+
+    repo = Path(model_repository) if model_repository is not None else pipeline_module.default_model_repository()
+    if not repo.is_dir():
+        raise ModelError(f"model repository not found: {repo}")
+    return pipeline_module.Pipeline(repo, backend=OnnxRuntimeBackend(repo, intra_op_threads=intra_op_threads))
 
 
 def _shard(args: argparse.Namespace) -> tuple[int, int] | None:
@@ -376,10 +411,15 @@ def run(args: argparse.Namespace) -> int:
         workers,
         args.triton_url or "ONNX Runtime",
     )
-    factory = functools.partial(
-        pipeline_module.Pipeline, args.model_repository, triton_url=args.triton_url,
-        triton_protocol=args.triton_protocol,
-    )
+    if args.triton_url is None:
+        # ONNX Runtime in each worker: share the CPUs out instead of every worker using all of them.
+        threads = max(1, default_workers() // max(1, workers))
+        factory: Callable[[], Any] = functools.partial(_onnx_pipeline, args.model_repository, threads)
+    else:
+        factory = functools.partial(
+            pipeline_module.Pipeline, args.model_repository, triton_url=args.triton_url,
+            triton_protocol=args.triton_protocol,
+        )
     options = BatchOptions(
         workers=workers,
         redo_failed=args.redo_failed,

@@ -195,3 +195,11 @@ def test_shards_partition_the_studies(studies: Path, tmp_path: Path) -> None:
 
 def test_eta_format() -> None:
     assert format_eta(3725.4) == "1:02:05" and format_eta(None) == "?"
+
+
+@pytest.mark.parametrize(("text", "want"), [("200000 100000\n", 2), ("150000 100000", 2), ("max 100000", None)])
+def test_cgroup_quota_caps_the_default_workers(tmp_path: Path, text: str, want: int | None) -> None:
+    path = tmp_path / "cpu.max"
+    path.write_text(text)
+    assert run_command._cgroup_cpu_limit(path) == want
+    assert run_command._cgroup_cpu_limit(tmp_path / "absent") is None
