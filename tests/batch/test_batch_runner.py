@@ -203,3 +203,43 @@ def test_cgroup_quota_caps_the_default_workers(tmp_path: Path, text: str, want: 
     path.write_text(text)
     assert run_command._cgroup_cpu_limit(path) == want
     assert run_command._cgroup_cpu_limit(tmp_path / "absent") is None
+
+
+def test_dicomweb_study_list_retrieves_processes_and_stores(studies: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """UIDs from a list, each retrieved (WADO-RS) by its worker and its SR + capture stored (STOW-RS)."""
+    import pydicom
+
+    from spinevcf.pacs import DicomWebClient
+
+    by_uid = {}
+    for name in ("n0", "n1"):
+        first = next(p for p in sorted((studies / name).rglob("*")) if p.is_file())
+        by_uid[str(pydicom.dcmread(first, stop_before_pixels=True).StudyInstanceUID)] = studies / name
+    stored: list[str] = []
+
+    def retrieve(self: DicomWebClient, uid: str, dest: Path) -> int:
+        files = [p for p in sorted(by_uid[uid].rglob("*")) if p.is_file()]
+        for i, src in enumerate(files):
+            (dest / f"{i:06d}.dcm").write_bytes(src.read_bytes())
+        return len(files)
+
+    def store(self: DicomWebClient, paths: list[Path]) -> list[str]:
+        stored.extend(p.name for p in paths)
+        return [p.name for p in paths]
+
+    monkeypatch.setattr(DicomWebClient, "retrieve_study", retrieve)
+    monkeypatch.setattr(DicomWebClient, "store", store)
+    uids = tmp_path / "uids.txt"
+    uids.write_text("\n".join(by_uid) + "\n")
+    out = tmp_path / "out"
+    code = main(["run", str(uids), str(out), "--workers", "0", "--no-progress", "--dicomweb", "http://pacs:8042",
+                 "--store-dicomweb", "http://pacs:8042"])
+    assert code == 0
+    doc = _summary(out)
+    assert sorted(s["output"] for s in doc["studies"]) == sorted(by_uid)
+    assert all(s["input"].startswith("dicomweb:") and "store" in s["timings_s"] for s in doc["studies"])
+    assert len([n for n in stored if n.startswith("sr_")]) == 2  # one SR per study went back
+    assert all(read_complete(out / uid) is not None for uid in by_uid)
+    uids.write_text("not-a-uid\n")
+    assert main(["run", str(uids), str(tmp_path / "o2"), "--dicomweb", "http://pacs:8042"]) == 3
