@@ -35,6 +35,7 @@ __all__ = [
     "verse_references",
     "compare_with_verse",
     "markdown_table",
+    "format_levels",
     "HEIGHT_KEYS",
 ]
 
@@ -266,16 +267,30 @@ def _fmt_calls(calls: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
-def _fmt_levels(levels: Sequence[Mapping[str, Any]]) -> str:
-    def one(x: Mapping[str, Any]) -> str:
-        conf = x.get("confidence")
-        return (
-            x["level"]
-            + (f" ({conf:.2f})" if conf is not None else "")
-            + ("?" if x.get("status") == "uncertain" else "")
-        )
+def format_levels(levels: Sequence[Mapping[str, Any]]) -> str:
+    """Level names in runs of consecutive levels that share confidence and status.
 
-    return " ".join(one(x) for x in levels) or "-"
+    Example: ``C7-L2 (0.87?)`` for 15 consecutive names, all uncertain at 0.87; a gap in the
+    names (a missed body) or a change of confidence starts a new run.
+    """
+    runs: list[list[Mapping[str, Any]]] = []
+    for x in levels:
+        prev = runs[-1][-1] if runs else None
+        if (
+            prev is not None
+            and LEVEL_INDEX.get(x["level"], -9) == LEVEL_INDEX.get(prev["level"], -9) + 1
+            and (x.get("confidence"), x.get("status")) == (prev.get("confidence"), prev.get("status"))
+        ):
+            runs[-1].append(x)
+        else:
+            runs.append([x])
+    out = []
+    for run in runs:
+        conf, status = run[0].get("confidence"), run[0].get("status")
+        tag = (f"{conf:.2f}" if conf is not None else "") + ("?" if status == "uncertain" else "")
+        names = run[0]["level"] if len(run) == 1 else f"{run[0]['level']}-{run[-1]['level']}"
+        out.append(names + (f" ({tag})" if tag else ""))
+    return ", ".join(out) or "-"
 
 
 def markdown_table(scans: Sequence[Mapping[str, Any]]) -> str:
@@ -297,6 +312,6 @@ def markdown_table(scans: Sequence[Mapping[str, Any]]) -> str:
         p = r["patient_fracture_probability"]
         lines.append(
             f"| {s['name']} | {series} | {r['status']} | {r['detected']} | {len(r['assessed'])} | {na} | "
-            f"{_fmt_calls(r['fracture_calls'])} | {'-' if p is None else f'{p:.2f}'} | {_fmt_levels(r['levels'])} |"
+            f"{_fmt_calls(r['fracture_calls'])} | {'-' if p is None else f'{p:.2f}'} | {format_levels(r['levels'])} |"
         )
     return head + "\n".join(lines) + "\n"

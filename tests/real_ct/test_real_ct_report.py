@@ -59,7 +59,16 @@ def test_summarise_results_lists_every_category() -> None:
     assert s["levels"][1] == {"level": "T11", "confidence": 0.4, "status": "uncertain"}
     assert "T12" not in s["heights_mm"] and s["heights_mm"]["T11"]["middle"] == 24.0
     row = rr.markdown_table([{"name": "scan", "series": "3 x 4x4", "results": s}]).splitlines()[-1]
-    assert "T12 (cut_by_scan_range)" in row and "T11 G2 wedge p=0.90" in row and "T11 (0.40)?" in row
+    assert "T12 (cut_by_scan_range)" in row and "T11 G2 wedge p=0.90" in row
+    assert row.endswith("| T10 (0.80), T11 (0.40?), T12 |")
+
+
+def test_format_levels_runs() -> None:
+    same = [{"level": n, "confidence": 0.87, "status": "uncertain"} for n in ("C7", "T1", "T2")]
+    assert rr.format_levels(same) == "C7-T2 (0.87?)"
+    gap = [{"level": n, "confidence": None, "status": None} for n in ("T9", "T10", "T12")]
+    assert rr.format_levels(gap) == "T9-T10, T12"
+    assert rr.format_levels([]) == "-"
 
 
 def _wedge(ha: float, hp: float, depth: float = 30.0, width: float = 40.0) -> Volume:
