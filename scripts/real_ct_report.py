@@ -36,6 +36,7 @@ __all__ = [
     "compare_with_verse",
     "markdown_table",
     "format_levels",
+    "call_rates",
     "HEIGHT_KEYS",
 ]
 
@@ -291,6 +292,22 @@ def format_levels(levels: Sequence[Mapping[str, Any]]) -> str:
         names = run[0]["level"] if len(run) == 1 else f"{run[0]['level']}-{run[-1]['level']}"
         out.append(names + (f" ({tag})" if tag else ""))
     return ", ".join(out) or "-"
+
+
+def call_rates(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Totals over scans (``summarise_results`` outputs): bodies, assessed, not assessable,
+    fracture calls, the calls' share of assessed bodies, and patients called fractured."""
+    assessed = sum(len(s["assessed"]) for s in summaries)
+    calls = sum(len(s["fracture_calls"]) for s in summaries)
+    return {
+        "scans": len(summaries),
+        "bodies": sum(s["detected"] for s in summaries),
+        "assessed": assessed,
+        "not_assessable": sum(len(s["not_assessable"]) for s in summaries),
+        "fracture_calls": calls,
+        "calls_per_assessed_body": round(calls / assessed, 3) if assessed else None,
+        "patients_fractured": sum(bool(s["patient_fractured"]) for s in summaries),
+    }
 
 
 def markdown_table(scans: Sequence[Mapping[str, Any]]) -> str:

@@ -58,6 +58,7 @@ from real_ct_convert import (  # noqa: E402
 )
 from real_ct_report import (  # noqa: E402
     VERSE_LUMBAR,
+    call_rates,
     compare_with_verse,
     markdown_table,
     summarise_results,
@@ -69,6 +70,8 @@ from spinevcf.io.dicom import load_study  # noqa: E402
 from spinevcf.io.nifti import load_nifti  # noqa: E402
 from spinevcf.schema import VertebraRecord  # noqa: E402
 
+#: Scans with anatomical label maps (compared, not counted in the unlabelled call rate).
+LABELLED: frozenset[str] = frozenset({"lidc_chest", "tptbox_l3"})
 #: Largest committed PNG (the brief: each < 300 KB).
 MAX_PNG_BYTES = 300_000
 #: Wall-clock limit of one application run (s).
@@ -300,9 +303,15 @@ def render(summary: dict[str, Any]) -> str:
                 f"assessment changed: {', '.join(d['assessment_changes']) or 'none'}; unpaired: NIfTI "
                 f"{d['unpaired']['nifti'] or 'none'}, DICOM {d['unpaired']['dicom'] or 'none'}\n"
             )
-    fractured = [s for s in scans if s.get("results", {}).get("patient_fractured")]
-    ran = [s for s in scans if "results" in s]
-    notes += f"- patients called fractured: {len(fractured)} of {len(ran)} scans that ran\n"
+    ran = [s["results"] for s in scans if "results" in s]
+    unlabelled = [s["results"] for s in scans if "results" in s and s["name"] not in LABELLED]
+    for tag, group in (("all scans", ran), ("unlabelled scans", unlabelled)):
+        r = call_rates(group)
+        notes += (
+            f"- {tag} ({r['scans']}): {r['bodies']} bodies, {r['assessed']} assessed, {r['not_assessable']} not "
+            f"assessable; {r['fracture_calls']} fracture calls ({r['calls_per_assessed_body']} per assessed body); "
+            f"patients called fractured {r['patients_fractured']} of {r['scans']}\n"
+        )
     return f"Run {summary['generated_utc']} on code {summary['code']}.\n\n{table}\n{notes}"
 
 

@@ -63,6 +63,34 @@ def test_summarise_results_lists_every_category() -> None:
     assert row.endswith("| T10 (0.80), T11 (0.40?), T12 |")
 
 
+def test_call_rates() -> None:
+    a = {
+        "detected": 3,
+        "assessed": ["T1", "T2"],
+        "not_assessable": [{}],
+        "fracture_calls": [{}],
+        "patient_fractured": True,
+    }
+    b = {
+        "detected": 2,
+        "assessed": ["L1", "L2"],
+        "not_assessable": [],
+        "fracture_calls": [],
+        "patient_fractured": False,
+    }
+    r = rr.call_rates([a, b])
+    assert r == {
+        "scans": 2,
+        "bodies": 5,
+        "assessed": 4,
+        "not_assessable": 1,
+        "fracture_calls": 1,
+        "calls_per_assessed_body": 0.25,
+        "patients_fractured": 1,
+    }
+    assert rr.call_rates([])["calls_per_assessed_body"] is None
+
+
 def test_format_levels_runs() -> None:
     same = [{"level": n, "confidence": 0.87, "status": "uncertain"} for n in ("C7", "T1", "T2")]
     assert rr.format_levels(same) == "C7-T2 (0.87?)"
