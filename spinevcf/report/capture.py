@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Final
 
@@ -80,8 +81,9 @@ _MIN_FONT_PX: Final = 10
 PNG_COMPRESS_LEVEL: Final = 3
 
 
+@lru_cache(maxsize=8)
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """DejaVu Sans when installed, else Pillow's scalable default font."""
+    """DejaVu Sans when installed, else Pillow's scalable default font (loaded once per size)."""
     for candidate in _FONT_FILES:
         if Path(candidate).is_file():
             return ImageFont.truetype(candidate, size)
