@@ -32,14 +32,58 @@ from dataclasses import replace
 
 import numpy as np
 
+from spinevcf.anchors import CostalEvidence, find_costal
 from spinevcf.detector import Detection, assign_levels
 from spinevcf.geometry.cpr import CPRImage
-from spinevcf.ribs import RibEvidence, best_shift, find_ribs, shift_labels, shift_scores
+from spinevcf.ribs import MAX_SHIFT, SHIFT_PENALTY, RibEvidence, best_shift, find_ribs, shift_labels
+from spinevcf.ribs import _log_likelihood as rib_log_likelihood
+from spinevcf.schema import LEVELS
 from spinevcf.volume import Volume
 
-__all__ = ["name_levels", "level_status", "name_from_evidence", "shift_posterior", "CONFIDENT_LEVEL"]
+__all__ = [
+    "name_levels",
+    "level_status",
+    "name_from_evidence",
+    "shift_scores",
+    "shift_posterior",
+    "CONFIDENT_LEVEL",
+    "P_COSTAL",
+    "P_ALAR",
+]
 
 log = logging.getLogger(__name__)
+
+#: ``P(rib heads beside the body on 0, 1, 2 sides | level class)`` (:mod:`spinevcf.anchors`).
+#: Measured on the 60 synthetic validation studies (seeds 100100-100159, detector's bodies
+#: matched to the truth, uncut): T2-T11 11 / 60 / 349 of 420, T1 0 / 0 / 27, T12 1 / 5 / 44,
+#: lumbar 180 / 4 / 4 of 188, C7 0 / 1 / 10 (the costal element of a cervical transverse
+#: process bulges like a rib head: this reading does not tell C7 from T1); widened (real
+#: rib heads sit over the disc and can be given to a neighbour; anatomy unlike the
+#: generator's).
+P_COSTAL: dict[str, tuple[float, float, float]] = {
+    "T": (0.06, 0.19, 0.75),
+    "T1": (0.10, 0.15, 0.75),
+    "T12": (0.10, 0.20, 0.70),
+    "L": (0.88, 0.08, 0.04),
+    "C": (0.15, 0.20, 0.65),
+}
+#: ``P(alae beside the body below the last detection on 0, 1, 2 sides | its level class)``.
+#: Measured as :data:`P_COSTAL`: S1 (below L5) 2 / 2 / 17 of 21; lumbar bodies (for a lumbar
+#: body below) 176 / 8 / 4 of 188; thoracic 470 / 21 / 6 of 497; widened.
+P_ALAR: dict[str, tuple[float, float, float]] = {
+    "S": (0.10, 0.10, 0.80),
+    "L": (0.80, 0.12, 0.08),
+    "T": (0.88, 0.08, 0.04),
+    "C": (0.88, 0.08, 0.04),
+}
+#: Name of the first sacral segment (below L5; not a detector level).
+SACRAL_LEVEL = "S1"
+
+
+def _level_class(level: str, table: dict[str, tuple[float, float, float]]) -> tuple[float, float, float]:
+    """The row of ``table`` for ``level``: its own (``"T1"``) or its region's (``"T"``)."""
+    return table.get(level, table[level[0]])
+
 
 #: A level name whose confidence is at least this is "confident"; below, "uncertain".
 CONFIDENT_LEVEL = 0.9
@@ -57,7 +101,65 @@ def level_status(confidence: float | None) -> str | None:
     return "confident" if confidence >= CONFIDENT_LEVEL else "uncertain"
 
 
-def shift_posterior(detections: Sequence[Detection], evidence: RibEvidence) -> dict[int, float]:
+def shift_scores(
+    detections: Sequence[Detection], ribs: RibEvidence, costal: CostalEvidence | None = None
+) -> dict[int, float]:
+    """Log-posterior (up to a constant) of each shift ``k`` of the detector's names.
+
+    Args:
+        detections: labelled detections, cranial first.
+        ribs: :func:`spinevcf.ribs.find_ribs` on them.
+        costal: :func:`spinevcf.anchors.find_costal` on them (``None``: ribs only).
+
+    Returns:
+        ``{k: score}`` (module docstring); empty when no detection is labelled.
+
+    Raises:
+        ValueError: evidence for another number of detections.
+    """
+    dets = list(detections)
+    n = len(dets)
+    if len(ribs.sides) != n:
+        raise ValueError(f"{n} detections but rib evidence for {len(ribs.sides)}")
+    if costal is not None and len(costal.bulge_mm) != n + 1:
+        raise ValueError(f"{n} detections but costal evidence for {len(costal.bulge_mm) - 1}")
+    idx = [(i, LEVELS.index(d.label)) for i, d in enumerate(dets) if d.label is not None]
+    if not idx:
+        return {}
+    assert ribs.observed is not None and ribs.near_metal is not None  # set by __post_init__
+    costal_sides = costal.costal_sides() if costal is not None else None
+    terms: list[tuple[int, str, int]] = []  # (body, reading, sides)
+    for i, _ in idx:
+        if ribs.observed[i]:
+            terms.append((i, "rib", int(ribs.sides[i])))
+        elif costal is not None and costal_sides is not None and costal.seen[i] and not ribs.near_metal[i]:
+            terms.append((i, "costal", int(costal_sides[i])))
+    level_of = dict(idx)
+    alar = None
+    if costal is not None and dets[-1].label is not None and costal.seen[n] and not ribs.near_metal[n - 1]:
+        alar = int(costal.alar_sides()[n])
+    lo = -min(j for _, j in idx)
+    hi = len(LEVELS) - 1 - max(j for _, j in idx)
+    scores: dict[int, float] = {}
+    for k in sorted(range(max(lo, -MAX_SHIFT), min(hi, MAX_SHIFT) + 1), key=abs):
+        score = -SHIFT_PENALTY * abs(k)
+        for i, reading, sides in terms:
+            name = LEVELS[level_of[i] + k]
+            if reading == "rib":
+                score += rib_log_likelihood(sides, name)
+            else:
+                score += float(np.log(_level_class(name, P_COSTAL)[min(sides, 2)]))
+        if alar is not None:
+            j = level_of[n - 1] + k + 1
+            below = LEVELS[j] if j < len(LEVELS) else SACRAL_LEVEL
+            score += float(np.log(_level_class(below, P_ALAR)[min(alar, 2)]))
+        scores[k] = score
+    return scores
+
+
+def shift_posterior(
+    detections: Sequence[Detection], ribs: RibEvidence, costal: CostalEvidence | None = None
+) -> dict[int, float]:
     """Posterior probability of each shift ``k`` of the detector's names (module docstring).
 
     Example:
@@ -68,7 +170,7 @@ def shift_posterior(detections: Sequence[Detection], evidence: RibEvidence) -> d
         >>> round(post[0], 2)  # the last rib-bearing body is T12: the offset is pinned
         0.93
     """
-    scores = shift_scores(detections, evidence)
+    scores = shift_scores(detections, ribs, costal)
     if not scores:
         return {}
     ks = list(scores)
@@ -78,25 +180,28 @@ def shift_posterior(detections: Sequence[Detection], evidence: RibEvidence) -> d
     return {k: float(q) for k, q in zip(ks, p, strict=True)}
 
 
-def name_from_evidence(detections: Sequence[Detection], evidence: RibEvidence) -> list[Detection]:
+def name_from_evidence(
+    detections: Sequence[Detection], ribs: RibEvidence, costal: CostalEvidence | None = None
+) -> list[Detection]:
     """Shift labelled detections to the most probable offset and set their ``level_confidence``.
 
     Args:
         detections: output of :func:`~spinevcf.detector.assign_levels`, cranial first.
-        evidence: :func:`spinevcf.ribs.find_ribs` on the same detections.
+        ribs: :func:`spinevcf.ribs.find_ribs` on the same detections.
+        costal: :func:`spinevcf.anchors.find_costal` on them (``None``: ribs only).
 
     Returns:
         The detections with shifted labels; ``level_confidence`` is the posterior of the
         chosen shift on every labelled detection, ``None`` on unlabelled ones.
     """
     dets = list(detections)
-    scores = shift_scores(dets, evidence)
+    scores = shift_scores(dets, ribs, costal)
     if not scores:
         return dets
-    post = shift_posterior(dets, evidence)
+    post = shift_posterior(dets, ribs, costal)
     k = best_shift(scores)
     if k:
-        log.info("level names shifted by %+d to agree with the rib-bearing vertebrae", k)
+        log.info("level names shifted by %+d to agree with the anatomical anchors", k)
     conf = round(post[k], 4)
     return [d if d.label is None else replace(d, level_confidence=conf) for d in shift_labels(dets, k)]
 
@@ -119,5 +224,5 @@ def name_levels(
     """
     dets = assign_levels(list(detections))
     if anchors and dets:
-        dets = name_from_evidence(dets, find_ribs(volume, cpr, dets))
+        dets = name_from_evidence(dets, find_ribs(volume, cpr, dets), find_costal(volume, cpr, dets))
     return dets

@@ -113,11 +113,12 @@ MAX_SHIFT = 4
 MIN_OBSERVED = 0.95
 #: 26-connectivity: a thin oblique rib sampled at 2 mm touches itself only diagonally.
 _FULL_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)
-#: Samples at or below this lie outside the reconstructed field of view (scanners pad it with
-#: -1024 to -3024 HU; no tissue is below -1100 HU: air is -1000, lung -950 to -700). A rib
-#: region that reaches the padding is not observed: a small-field-of-view reconstruction
-#: that cuts the ribs a few cm from the column shows no ribs, which is no evidence of none.
-PAD_HU = -1100.0
+#: Samples at or below this are not tissue: the padding outside the reconstructed field of
+#: view (scanners fill it with -1024 to -3024 HU) or air. Beside and behind the column
+#: there is always tissue (muscle, bone, lung at -950 to -700 HU), so a rib region that
+#: reaches such values is not observed: a small-field-of-view reconstruction that cuts the
+#: ribs a few cm from the column shows no ribs, which is no evidence of none.
+PAD_HU = -990.0
 #: HU of metal (pedicle screws, rods): above any bone.
 METAL_HU = 2500.0
 #: Sampling step of the metal check (mm): finer than a pedicle screw (6 mm and more).
@@ -158,16 +159,21 @@ class RibEvidence:
         observed: ``(n,)`` whether the scan shows where detection ``i``'s ribs would be
             (a body at the edge of the scan has its ribs cut off, and metal next to a body
             throws streaks into its rib region: no evidence either way).
+        near_metal: ``(n,)`` whether metal is in the column within one body spacing of
+            detection ``i`` (its streaks make any bone test next to the body unreliable).
     """
 
     ribs: list[Rib]
     sides: npt.NDArray[np.int64]
     body_s_mm: npt.NDArray[np.float64]
     observed: npt.NDArray[np.bool_] | None = None
+    near_metal: npt.NDArray[np.bool_] | None = None
 
     def __post_init__(self) -> None:
         if self.observed is None:
             object.__setattr__(self, "observed", np.ones(len(self.sides), dtype=bool))
+        if self.near_metal is None:
+            object.__setattr__(self, "near_metal", np.zeros(len(self.sides), dtype=bool))
 
     @property
     def rib_bearing(self) -> npt.NDArray[np.bool_]:
@@ -198,7 +204,7 @@ def find_ribs(volume: Volume, cpr: CPRImage, detections: Sequence[Detection]) ->
     """
     n = len(detections)
     if n == 0:
-        return RibEvidence([], np.zeros(0, np.int64), np.zeros(0), np.zeros(0, dtype=bool))
+        return RibEvidence([], np.zeros(0, np.int64), np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0, dtype=bool))
     body_s = np.array([float(np.mean(cpr.pixel_to_local(d.keypoints_px)[0])) for d in detections])
     curve = cpr.curve
     s0 = max(0.0, float(body_s.min()) - MARGIN_MM)
@@ -211,7 +217,8 @@ def find_ribs(volume: Volume, cpr: CPRImage, detections: Sequence[Detection]) ->
     spacing = float(np.median(np.diff(body_s))) if n > 1 else DEFAULT_SPACING_MM
     max_dist = MAX_ROOT_DISTANCE * spacing
     reach_cols = int(np.floor((REACH_MM - INNER_MM) / STEP_MM + 1e-9)) + 1
-    observed = ~_near_metal(volume, curve, (s0, s1), body_s, spacing)
+    near_metal = _near_metal(volume, curve, (s0, s1), body_s, spacing)
+    observed = ~near_metal
     ribs: list[Rib] = []
     for side in (1, -1):
         coords, hu = _sample_grid(volume, frame, u, side * a)  # the (s, u, |v|) grid on this side
@@ -256,7 +263,7 @@ def find_ribs(volume: Volume, cpr: CPRImage, detections: Sequence[Detection]) ->
     sides = np.zeros(n, np.int64)
     for i in range(n):
         sides[i] = len({r.side for r in ribs if r.vertebra == i})
-    return RibEvidence(ribs, sides, body_s, observed)
+    return RibEvidence(ribs, sides, body_s, observed, near_metal)
 
 
 def _sample_grid(

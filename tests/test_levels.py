@@ -7,16 +7,16 @@ import os
 import numpy as np
 import pytest
 
+from spinevcf.anchors import find_costal
 from spinevcf.detector import Detection
 from spinevcf.evaluate import match_study
 from spinevcf.levels import CONFIDENT_LEVEL, level_status, name_from_evidence, shift_posterior
 from spinevcf.pipeline import Pipeline, default_model_repository
-from spinevcf.ribs import PAD_HU, RibEvidence, find_ribs, is_rib_bearing_level
+from spinevcf.ribs import PAD_HU, RibEvidence, find_ribs, shift_labels
 from spinevcf.schema import LEVELS
 from spinevcf.synth import SynthConfig, generate_case
 from spinevcf.synth.case import SyntheticCase
 from spinevcf.volume import Volume
-
 from tests.test_ribs import truth_detections
 
 #: Seed reserved for this module (not used in training, calibration or evaluation).
@@ -89,7 +89,7 @@ def test_unlabelled_detections_get_no_confidence() -> None:
 
 
 # -- ribs cut by a small field of view --------------------------------------------------------
-def cut_laterally(case: SyntheticCase, mm: float = CUT_MM) -> Volume:
+def cut_laterally(case: SyntheticCase, mm: float = CUT_MM, pad: int = PAD_VALUE) -> Volume:
     """The study with every voxel farther than ``mm`` left or right of the column padded.
 
     The column's left-right position in each slice is interpolated between the true body
@@ -106,7 +106,7 @@ def cut_laterally(case: SyntheticCase, mm: float = CUT_MM) -> Volume:
     z = world[2].reshape(nk, ni)[:, 0]
     xc = np.interp(z, centres[order, 2], centres[order, 0])
     out = np.abs(x - xc[:, None]) > mm
-    arr[np.broadcast_to(out[:, None, :], arr.shape)] = PAD_VALUE
+    arr[np.broadcast_to(out[:, None, :], arr.shape)] = pad
     return Volume(arr, vol.affine, info=vol.info)
 
 
@@ -117,20 +117,43 @@ def cut_case() -> tuple[SyntheticCase, Volume]:
 
 
 def test_padding_is_below_pad_hu() -> None:
-    assert PAD_VALUE <= PAD_HU < -1000.0  # air (-1000 HU) is tissue-side of the threshold
+    assert PAD_VALUE <= PAD_HU and -1024 <= PAD_HU
 
 
-def test_cut_ribs_are_not_observed(cut_case: tuple[SyntheticCase, Volume]) -> None:
-    case, cut = cut_case
+@pytest.mark.parametrize("pad", [PAD_VALUE, -1024])
+@pytest.mark.parametrize("shift", [-2, -1, 2])
+def test_names_stay_right_with_ribs_cut_40mm_from_the_column(
+    cut_case: tuple[SyntheticCase, Volume], pad: int, shift: int
+) -> None:
+    """Ribs cut 40 mm from the column: the rib heads beside the bodies still fix the names.
+
+    The bodies are the true ones (the localizer is not under test), named ``shift`` levels
+    off as a detector that counts wrong would name them (bodies whose wrong name would leave
+    C1-L5 are left out).
+    """
+    case, _ = cut_case
+    cut = cut_laterally(case, pad=pad)
     cpr, dets = truth_detections(case)
+    dets = [d for d in dets if 0 <= LEVELS.index(d.label or "") + shift < len(LEVELS)]
+    true = [d.label for d in dets]
+    assert "T12" in true and "L1" in true  # the thoracolumbar transition is in view
     full = find_ribs(case.volume, cpr, dets)
-    labels = [d.label or "" for d in dets]
-    mid = [i for i, lab in enumerate(labels) if lab in ("T5", "T6", "T7", "T8")]
+    mid = [i for i, lab in enumerate(true) if lab in ("T5", "T6", "T7", "T8")]
     assert mid and all(full.observed[i] and full.sides[i] == 2 for i in mid)
-    ev = find_ribs(cut, cpr, dets)
-    assert not ev.observed.any()  # the padding is not "no rib"
-    # the uncut study still names the thoracic bodies; the cut one is not taken as lumbar
-    assert all(is_rib_bearing_level(labels[i]) for i in mid)
+    ribs = find_ribs(cut, cpr, dets)
+    assert not ribs.observed.any()  # the padding is not "no rib"
+    costal = find_costal(cut, cpr, dets)
+    wrong = shift_labels(dets, shift)
+    out = name_from_evidence(wrong, ribs, costal)
+    assert [d.label for d in out] == true
+    conf = out[0].level_confidence
+    assert conf is not None and conf > 0.5, conf
+    if shift < 0:  # the whole column, the sacrum below L5 in view: the names are pinned
+        assert level_status(conf) == "confident", conf
+    # without the short-reach reading the cut ribs leave the wrong names, uncertain
+    rib_only = name_from_evidence(wrong, ribs)
+    assert [d.label for d in rib_only] == [d.label for d in wrong]
+    assert all(level_status(d.level_confidence) == "uncertain" for d in rib_only)
 
 
 def test_pipeline_cut_ribs_never_confidently_wrong(cut_case: tuple[SyntheticCase, Volume]) -> None:
