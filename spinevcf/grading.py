@@ -16,7 +16,7 @@ Definitions (method-notes, Genant 1993), each judged against the level's normal 
 * Crush reduction: ``1 - Hp / Hp_ref`` where ``Hp_ref`` is the posterior height expected
   from the adjacent vertebrae: each neighbour's ``Hp`` times the normal ratio of posterior
   heights between the two levels (:meth:`~spinevcf.normative.Normative.expected_posterior_ratio`,
-  e.g. Hp(T12) is normally 0.95 of Hp(L1)); the larger of the two expectations is used, so
+  e.g. Hp(T12) is normally 0.96 of Hp(L1)); the larger of the two expectations is used, so
   that a crushed neighbour does not hide this one's crush. Only the directly adjacent level
   counts: a gap in the labels (a missed or not assessable body) means no reference from
   that side, and a body without any neighbour gets no crush reduction.
