@@ -51,17 +51,28 @@ def findings(out_dir: Path) -> dict[str, Any]:
     return found
 
 
+def cpu_pressure() -> float | None:
+    """PSI ``some avg10`` of /proc/pressure/cpu: % of the last 10 s some task waited for a CPU."""
+    try:
+        first = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        return float(first.split("avg10=")[1].split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def run_config(studies: Path, out: Path, workers: int, extra: list[str], code: Path = REPO) -> dict[str, Any]:
     """One ``spinevcf run``; its throughput and the load around it."""
     cmd = [sys.executable, "-m", "spinevcf.cli", "run", str(studies), str(out), "--workers", str(workers),
            "--force", "--no-progress", *extra]
     load_before = os.getloadavg()[0]
+    psi_before = cpu_pressure()
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.run(cmd, cwd=code, capture_output=True, text=True)
     command_s = time.perf_counter() - t
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     load_after = os.getloadavg()[0]
+    psi_after = cpu_pressure()
     cpu_s = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     if proc.returncode not in (0, 1):
         raise SystemExit(f"bench_workers: {' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr[-2000:]}")
@@ -79,6 +90,8 @@ def run_config(studies: Path, out: Path, workers: int, extra: list[str], code: P
         "cpu_s_per_study": round(cpu_s / max(1, summary["n_processed"]), 2),
         "load1_before": round(load_before, 2),
         "load1_after": round(load_after, 2),
+        "cpu_pressure_before": psi_before,
+        "cpu_pressure_after": psi_after,
         "backend": summary["backend"],
     }
 
@@ -118,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:>10}: workers {res['workers']}, {res['n_processed']} studies, batch {res['batch_wall_s']:.1f} s "
             f"= {res['studies_per_h']:.0f} studies/h (command {res['command_wall_s']:.1f} s), "
             f"CPU {res['cpu_s_per_study']} s/study, load {res['load1_before']} -> {res['load1_after']}, "
+            f"CPU pressure {res['cpu_pressure_before']} -> {res['cpu_pressure_after']} %, "
             f"findings identical: {res['findings_identical']}",
             flush=True,
         )
