@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from spinevcf.normative import default_normative
 from spinevcf.schema import LEVELS
 from spinevcf.synth import anatomy as A
 from spinevcf.synth.raster import F32, Canvas, Tube, local_coords
@@ -641,11 +642,14 @@ def _keypoint_heights(vb: Vertebra) -> npt.NDArray[np.float64]:
 
 
 def _set_biconcave(vb: Vertebra, reduction: float) -> None:
-    """Scale the endplate concavities so that Hm = (1 - reduction) * max(Ha, Hp) at the keypoints.
+    """Scale the endplate concavities so that Hm = (1 - reduction) * C * max(Ha, Hp) at the keypoints.
 
+    ``C`` is the level's normal Hm / max(Ha, Hp) (:mod:`spinevcf.normative`), so that the
+    intended reduction is the one :func:`spinevcf.grading.grade_column` measures.
     Heights are linear in the total concavity ``c`` (fixed superior/inferior split), so
     ``H(c) = H0 - c * B``; the equation is solved for each choice of the larger of Ha, Hp.
     """
+    reduction = 1.0 - (1.0 - reduction) * default_normative().concavity_ratio(vb.level)
     split = vb.concavity
     vb.concavity = (0.0, 0.0)
     h0 = _keypoint_heights(vb)
@@ -661,13 +665,17 @@ def _set_biconcave(vb: Vertebra, reduction: float) -> None:
 
 
 def _set_wedge(vb: Vertebra, reduction: float, fsup: float, ha: float, hp: float) -> None:
-    """Lower the anterior rims so that 1 - Ha/Hp at the keypoints equals ``reduction`` (bisection)."""
+    """Lower the anterior rims so that 1 - (Ha/Hp) / W at the keypoints equals ``reduction`` (bisection).
+
+    ``W`` is the level's normal Ha/Hp (:mod:`spinevcf.normative`), as in :func:`spinevcf.grading.grade_column`.
+    """
+    normal = default_normative().wedge_ratio(vb.level)
 
     def apply(loss: float) -> float:
         vb.rim_sup = (0.5 * ha - loss * fsup, 0.5 * hp)
         vb.rim_inf = (0.5 * ha - loss * (1.0 - fsup), 0.5 * hp)
         h = _keypoint_heights(vb)
-        return 1.0 - h[0] / h[2]
+        return 1.0 - (h[0] / h[2]) / normal
 
     lo, hi = 0.0, 0.95 * ha
     for _ in range(40):
