@@ -12,7 +12,8 @@ of predicted to true vertebrae on centre distance; a pair is a match only when t
 distance is at most half the true vertebra's height (mean of its three heights / 2).
 Unmatched predictions whose centre lies within that radius of a partially visible
 vertebra listed in ``truth.extra["partial"]`` (``[{"label", "center_lps_mm"}]``; radius =
-median match radius of the study, or :data:`DEFAULT_PARTIAL_RADIUS_MM`) are neither true
+:data:`PARTIAL_RADIUS_FACTOR` times the median match radius of the study, i.e. a body height, or
+:data:`DEFAULT_PARTIAL_RADIUS_MM`) are neither true
 nor false positives: the truth cannot say whether the body should have been found. The
 same holds for a body without a name in :data:`spinevcf.schema.LEVELS` listed in
 ``truth.extra["unnamed"]`` (the mobile S1 of a lumbarised sacrum; ``complete: false``
@@ -93,6 +94,11 @@ log = logging.getLogger(__name__)
 OPERATING_THRESHOLD: float = 0.5
 #: Patient sensitivity at which the patient specificity is also reported.
 TARGET_PATIENT_SENSITIVITY: float = 0.90
+#: Radius around a partially visible (cut) or unnamed body, in match radii (half a body
+#: height): a full body height. The truth centre of a cut body is the centre of the whole
+#: body, partly outside the scan; a detection of its visible part lies up to half a body
+#: height from it, plus the detector's extrapolation beyond the scan's end.
+PARTIAL_RADIUS_FACTOR: float = 2.0
 #: Match radius around a partially visible vertebra when the study gives no other scale.
 DEFAULT_PARTIAL_RADIUS_MM: float = 12.0
 #: File names inside each case folder.
@@ -212,7 +218,7 @@ def match_study(truth: StudyRecord, pred: StudyRecord, case: str = "") -> StudyM
     others = np.concatenate([partial, unnamed])
     is_unnamed = np.arange(len(others)) >= len(partial)
     is_cut = np.concatenate([np.ones(len(partial), bool), unnamed_cut])
-    partial_radius = float(np.median(radii)) if nt else DEFAULT_PARTIAL_RADIUS_MM
+    partial_radius = PARTIAL_RADIUS_FACTOR * float(np.median(radii)) if nt else DEFAULT_PARTIAL_RADIUS_MM
     for j in range(npred):
         if j in matched_pred:
             continue

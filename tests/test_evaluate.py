@@ -312,3 +312,19 @@ def test_specificity_at_sensitivity_and_fracture_call() -> None:
     assert is_fracture_call(vertebra("T1", 0.0, grade=0, prob=0.5))
     assert not is_fracture_call(vertebra("T1", 0.0, grade=0, prob=0.49))
     assert not is_fracture_call(not_assessable("T1", 0.0))
+
+
+@pytest.mark.parametrize(("offset_mm", "ignored"), [(15.0, True), (19.0, True), (23.0, False)])
+def test_detection_of_a_cut_body_is_ignored_within_a_body_height(
+    dirs: tuple[Path, Path], offset_mm: float, ignored: bool
+) -> None:
+    """The visible part of a cut body is detected up to a body height (20 mm here, twice the
+    10 mm match radius) from the whole body's centre; farther away it is a false positive."""
+    tdir, rdir = dirs
+    partial = [{"label": "C7", "center_lps_mm": [0.0, 0.0, 25.0]}]
+    write(tdir, "c", "truth.json", study(column(truth=True), extra={"partial": partial}))
+    cut = vertebra("C7", 25.0 + offset_mm)
+    write(rdir, "c", "results.json", study([cut, *column(truth=False)]))
+    r = evaluate(tdir, rdir)
+    assert r.counts["ignored_partial"] == (1 if ignored else 0)
+    assert r.counts["false_positives"] == (0 if ignored else 1)
