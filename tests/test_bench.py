@@ -241,6 +241,14 @@ def _check_report(report: dict[str, Any], slices: int) -> None:
     assert set(entry["models"]) >= {"spine_localizer_3d"}
     assert report["startup"]["largest_imports"]
     assert report["app_run"]["wall_s"] > 0
+    assert report["app_run"]["decode_process"]["median_s"] > 0
+    assert report["app_run"]["ratio_app_to_decode_process"] > 1.0  # the app decodes the same files and more
+    assert entry["substages"]["localizer_preprocess"]["median_s"] > 0
+    assert {t["name"] for t in report["targets"]} >= {
+        "write stage (s)",
+        "localizer preprocessing (s)",
+        "python -m app / pydicom decode process",
+    }
     assert {t["name"] for t in report["targets"]} >= {"end-to-end / decode floor", "peak memory (GiB)", "start-up (s)"}
     assert _positive_numbers(report) == []
     text = bench.format_tables(report)
@@ -295,3 +303,63 @@ def random_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_quick_mode_machinery_with_random_models(tmp_path: Path, random_models: Path) -> None:
     report = _run_quick(tmp_path, random_models)
     _check_report(report, bench.QUICK_SLICES[0])
+
+
+# ----------------------------------------------------------------------------- issue 15 targets
+
+
+def _entry(n: int, ratio: float, write_s: float, pre_s: float) -> dict[str, Any]:
+    def stat(v: float) -> dict[str, float]:
+        return {"median_s": v, "p95_s": v, "min_s": v, "max_s": v, "mean_s": v, "n": 1}
+
+    return {
+        "n_slices": n,
+        "n_vertebrae": 17,
+        "ratio_end_to_end_to_floor": ratio,
+        "stages": {"write": stat(write_s)},
+        "substages": {"localizer_preprocess": stat(pre_s)},
+        "models_total": None,
+        "memory_target_bytes": 2**30,
+        "peak_rss_bytes": 2**29,
+        "memory_target_met": True,
+    }
+
+
+def _target(targets: list[dict[str, Any]], name: str, on: str = "") -> dict[str, Any]:
+    (found,) = [t for t in targets if t["name"] == name and on in t["on"]]
+    return found
+
+
+def test_issue15_targets_are_measured_facts() -> None:
+    report = {
+        "in_process": [_entry(150, 2.0, 0.05, 0.02), _entry(300, 2.4, 0.079, 0.041), _entry(600, 2.45, 0.09, 0.08)],
+        "startup": None,
+        "app_run": {
+            "ratio_app_to_decode_process": 2.6,
+            "n_files": 250,
+            "app": {"n": 3},
+        },
+    }
+    targets = bench._targets(report)
+    floor300 = _target(targets, "end-to-end / decode floor", "300-slice")
+    assert floor300["met"] is True and floor300["target"] == "<= 2.5"
+    floor600 = _target(targets, "end-to-end / decode floor", "600-slice")
+    assert floor600["met"] is False  # under 2.5 but worse than at 300 slices
+    write = _target(targets, "write stage (s)")
+    assert write["met"] is True and "17 vertebrae" in write["on"] and "300-slice" in write["on"]
+    assert _target(targets, "localizer preprocessing (s)")["met"] is False  # 41 ms > 40 ms
+    app = _target(targets, "python -m app / pydicom decode process")
+    assert app["met"] is False and app["measured"] == 2.6 and "250-slice" in app["on"]
+
+    report["in_process"][2]["ratio_end_to_end_to_floor"] = 2.3
+    assert _target(bench._targets(report), "end-to-end / decode floor", "600-slice")["met"] is True
+
+
+def test_app_slices_option() -> None:
+    from spinevcf.commands import bench as cmd
+
+    parser = argparse.ArgumentParser()
+    cmd.add_parser(parser.add_subparsers())
+    assert parser.parse_args(["bench", "--app-slices", "120"]).app_slices == 120
+    with pytest.raises(ValueError, match="app_slices"):
+        bench.BenchOptions(app_slices=2)

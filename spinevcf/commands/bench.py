@@ -56,6 +56,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--concurrency", type=int, nargs="+", default=None, help="Triton client threads (default: 1 2 4)")
     p.add_argument("--no-startup", action="store_true", help="skip the start-up and `python -m app` measurements")
     p.add_argument("--quick", action="store_true", help="smoke test: one 96-slice study, 1 repeat")
+    p.add_argument(
+        "--app-slices",
+        type=int,
+        default=None,
+        help="slices of the study of the `python -m app` vs pydicom-decode-process comparison "
+        "(default: 250; --quick: the quick study)",
+    )
     p.set_defaults(func=run)
 
 
@@ -80,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
             concurrency=args.concurrency or bench.DEFAULT_CONCURRENCY,
             startup=not args.no_startup,
             quick=quick,
+            app_slices=args.app_slices or (slices[0] if quick else bench.APP_SLICES),
         )
     except ValueError as exc:
         raise InputError(str(exc)) from exc
