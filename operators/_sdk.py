@@ -78,6 +78,9 @@ def defer_import(name: str) -> bool:
     module = importlib.util.module_from_spec(spec)
     module.__class__ = _DeferredModule
     sys.modules[name] = module
+    parent, _, child = name.rpartition(".")
+    if parent:  # as the import system does: the package knows its submodule
+        setattr(sys.modules[parent], child, module)
     return True
 
 
