@@ -103,3 +103,28 @@ def _check_outputs(out: Path, doc: dict) -> None:  # type: ignore[type-arg]
         marker = read_complete(out / name)
         assert marker is not None and (out / name / MARKER_NAME).is_file()
         assert "results.json" in marker["files"]
+
+
+def test_sigterm_lets_the_studies_in_flight_finish(tmp_path: Path) -> None:
+    """With a drain timeout longer than a study, SIGTERM loses no work: in flight -> done, rest not started."""
+    inp, out, busy = tmp_path / "in", tmp_path / "out", tmp_path / "busy"
+    busy.mkdir()
+    for i in range(6):
+        write_small_study(inp / f"s{i}", seed=400 + i)
+    env = {**os.environ, DELAY_ENV: DELAY_S, BUSY_ENV: str(busy), "PYTHONPATH": str(REPO)}
+    cmd = [*_cmd(inp, out)[:-2], "--drain-timeout", "30"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        _wait_for("a busy worker", lambda: any(busy.iterdir()))
+        in_flight = len(list(busy.iterdir()))
+        proc.send_signal(signal.SIGTERM)
+        log = proc.communicate(timeout=WAIT_S)[0].decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == EXIT_INTERRUPTED, log
+    doc = json.loads((out / "run_summary.json").read_text())
+    states = [s["state"] for s in doc["studies"]]
+    assert states.count("failed") == 0 and states.count("done") >= in_flight >= 1
+    assert states.count("not_started") >= 1 and doc["worker_restarts"] == 0
+    _check_outputs(out, doc)
