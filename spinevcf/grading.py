@@ -17,7 +17,10 @@ Definitions (method-notes, Genant 1993), each judged against the level's normal 
   from the adjacent vertebrae: each neighbour's ``Hp`` times the normal ratio of posterior
   heights between the two levels (:meth:`~spinevcf.normative.Normative.expected_posterior_ratio`,
   e.g. Hp(T12) is normally 0.96 of Hp(L1)); the larger of the two expectations is used, so
-  that a crushed neighbour does not hide this one's crush. Only the directly adjacent level
+  that a crushed neighbour does not hide this one's crush. A crush lowers the whole body, so
+  the anterior height must fall short too: the crush reduction is the smaller of
+  ``1 - Hp / Hp_ref`` and ``1 - Ha / Ha_ref`` (``Ha_ref`` the neighbours' ``Ha`` through the
+  same step and both levels' normal Ha/Hp). Only the directly adjacent level
   counts: a gap in the labels (a missed or not assessable body) means no reference from
   that side, and a body without any neighbour gets no crush reduction.
 * The vertebra's height reduction is the largest of the three; its deformity
@@ -165,13 +168,25 @@ def grade_column(
         # Expected posterior height from each adjacent neighbour, through the normal ratio
         # of posterior heights between the two levels. The larger of the two is used so
         # that a crushed neighbour does not hide this one's crush.
-        refs = []
+        refs_p, refs_a = [], []
         for j in (i - 1, i + 1):
             if 0 <= j < n:
                 ratio = norms.expected_posterior_ratio(lab, labels[j])
                 if ratio is not None:
-                    refs.append(hp[j] * ratio)
-        crush = max(0.0, 1.0 - hp[i] / max(refs)) if refs else 0.0
+                    refs_p.append(hp[j] * ratio)
+                    # The same step for the anterior height, through both levels' normal wedge.
+                    refs_a.append(ha[j] * ratio * norms.wedge_ratio(lab) / norms.wedge_ratio(labels[j]))
+        # A crush lowers the whole body (Genant): its posterior height *and* its anterior
+        # height must both fall short of what the neighbours predict; the smaller of the two
+        # reductions is the crush. A body whose posterior height alone reads short while its
+        # anterior height is normal is not a crush (on real scans: a posterior keypoint off
+        # the endplate, or one mis-measured tall neighbour).
+        if refs_p:
+            crush_posterior = 1.0 - hp[i] / max(refs_p)
+            crush_anterior = 1.0 - ha[i] / max(refs_a)
+            crush = max(0.0, min(crush_posterior, crush_anterior))
+        else:
+            crush = 0.0
         red = {"wedge": float(wedge), "biconcave": float(bicon), "crush": float(crush)}
         kind = max(red, key=lambda k: red[k])
         reduction = red[kind]

@@ -297,3 +297,20 @@ def test_grade_column_validation() -> None:
         grade_column(["T1"], [heights(0.0, 20.0, 20.0)])
     with pytest.raises(ValueError, match="level names"):
         grade_column(["T13"], [heights(20.0, 20.0, 20.0)])
+
+
+def test_short_posterior_height_alone_is_not_a_crush() -> None:
+    """A crush lowers the whole body: Hp 30 % short with Ha as the neighbours predict is not
+    one (on real scans a posterior keypoint off the endplate, or a mis-measured neighbour)."""
+    labels = ["T2", "T3", "T4"]
+    hs = normal_column(labels, hp_at_t12=23.0)
+    ha, hm, hp = hs[1]["anterior"], hs[1]["middle"], hs[1]["posterior"]
+    hs[1] = heights(ha, hm, 0.7 * hp)
+    g = grade_column(labels, hs)[1]
+    assert g.reductions["crush"] == pytest.approx(0.0, abs=1e-9)
+    assert g.deformity != "crush"
+    # The same body with its anterior height lowered as much is a 30 % (grade 2) crush.
+    hs[1] = heights(0.7 * ha, 0.7 * hm, 0.7 * hp)
+    g = grade_column(labels, hs)[1]
+    assert g.deformity == "crush" and g.genant_grade == 2
+    assert g.reduction == pytest.approx(0.30)
