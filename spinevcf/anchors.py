@@ -217,7 +217,9 @@ def find_costal(volume: Volume, cpr: CPRImage, detections: Sequence[Detection]) 
     discs = np.r_[DEFAULT_DISC_MM, np.clip(tops[1:] - bottoms[:-1], 0.0, None)]
     s_lo = tops - 0.5 * discs
     s = np.arange(float(s_lo.min()), float(bottoms.max()) + STEP_MM, STEP_MM)
-    u = np.arange(min(b.u_ant for b in boxes), max(b.u_post for b in boxes) + COSTAL_U_TO_MM + STEP_MM, STEP_MM)
+    u = np.arange(
+        min(b.u_ant for b in boxes), max(b.u_post for b in boxes) + COSTAL_U_TO_MM + STEP_MM, STEP_MM
+    )
     half = MAX_HALF_WIDTH_MM + COSTAL_WIDTH_MM
     v = np.arange(-half, half + STEP_MM / 2, STEP_MM)  # left positive (LPS v)
     centre, step_u, step_v = index_frame(volume, cpr.curve, s)
@@ -226,7 +228,9 @@ def find_costal(volume: Volume, cpr: CPRImage, detections: Sequence[Detection]) 
         + step_u.T[:, :, None, None] * u[None, None, :, None]
         + step_v.T[:, :, None, None] * v[None, None, None, :]
     )
-    hu = ndimage.map_coordinates(volume.array, coords, order=1, mode="constant", cval=PAD_HU - 1.0, output=np.float32)
+    hu = ndimage.map_coordinates(
+        volume.array, coords, order=1, mode="constant", cval=PAD_HU - 1.0, output=np.float32
+    )
     shape = np.asarray(volume.shape, dtype=np.float64)[:, None, None, None]
     valid = np.all((coords >= -0.5) & (coords <= shape - 0.5), axis=0) & (hu > PAD_HU)
     bone = hu >= BONE_HU
@@ -245,7 +249,9 @@ def find_costal(volume: Volume, cpr: CPRImage, detections: Sequence[Detection]) 
             side_v = side_v[np.argsort(np.abs(v[side_v]))]  # midline outwards
             a = np.abs(v[side_v])
             if i < n:
-                half_width[i, k] = _outer_edge(frac[np.ix_(wall_u, side_v)].max(axis=0, initial=0.0), a, 0.0, WALL_GAP_MM)
+                half_width[i, k] = _outer_edge(
+                    frac[np.ix_(wall_u, side_v)].max(axis=0, initial=0.0), a, 0.0, WALL_GAP_MM
+                )
             else:
                 half_width[i, k] = half_width[i - 1, k]
             hw = half_width[i, k]
@@ -257,7 +263,9 @@ def find_costal(volume: Volume, cpr: CPRImage, detections: Sequence[Detection]) 
     return CostalEvidence(bulge, observed, half_width)
 
 
-def _outer_edge(profile: npt.NDArray[np.float64], a: npt.NDArray[np.float64], start: float, gap_mm: float) -> float:
+def _outer_edge(
+    profile: npt.NDArray[np.float64], a: npt.NDArray[np.float64], start: float, gap_mm: float
+) -> float:
     """Outer edge of the bone that continues outwards from ``start`` along a lateral profile.
 
     ``profile[j]`` is the share of rows with bone at lateral distance ``a[j]`` (ascending).
@@ -277,5 +285,3 @@ def _outer_edge(profile: npt.NDArray[np.float64], a: npt.NDArray[np.float64], st
         elif seen and x - edge > gap_mm:
             break
     return float(edge)
-
-

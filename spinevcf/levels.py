@@ -35,7 +35,7 @@ import numpy as np
 from spinevcf.anchors import CostalEvidence, find_costal
 from spinevcf.detector import Detection, assign_levels
 from spinevcf.geometry.cpr import CPRImage
-from spinevcf.ribs import MAX_SHIFT, SHIFT_PENALTY, RibEvidence, best_shift, find_ribs, shift_labels
+from spinevcf.ribs import MAX_SHIFT, SHIFT_PENALTY, RibEvidence, best_shift, find_ribs
 from spinevcf.ribs import _log_likelihood as rib_log_likelihood
 from spinevcf.schema import LEVELS
 from spinevcf.volume import Volume
@@ -56,16 +56,17 @@ log = logging.getLogger(__name__)
 #: ``P(rib heads beside the body on 0, 1, 2 sides | level class)`` (:mod:`spinevcf.anchors`).
 #: Measured on the 60 synthetic validation studies (seeds 100100-100159, detector's bodies
 #: matched to the truth, uncut): T2-T11 11 / 60 / 349 of 420, T1 0 / 0 / 27, T12 1 / 5 / 44,
-#: lumbar 180 / 4 / 4 of 188, C7 0 / 1 / 10 (the costal element of a cervical transverse
-#: process bulges like a rib head: this reading does not tell C7 from T1); widened (real
-#: rib heads sit over the disc and can be given to a neighbour; anatomy unlike the
-#: generator's).
+#: lumbar 180 / 4 / 4 of 188, C7 0 / 1 / 10; widened (real rib heads sit over the disc and
+#: can be given to a neighbour; anatomy unlike the generator's). The costal element of a
+#: cervical transverse process bulges beside the body like a rib head, so cervical levels
+#: share T1's row: this reading does not tell C7 from T1 (the long reach does).
 P_COSTAL: dict[str, tuple[float, float, float]] = {
     "T": (0.06, 0.19, 0.75),
     "T1": (0.10, 0.15, 0.75),
     "T12": (0.10, 0.20, 0.70),
     "L": (0.88, 0.08, 0.04),
-    "C": (0.15, 0.20, 0.65),
+    "C": (0.10, 0.15, 0.75),
+    "S": (0.88, 0.08, 0.04),  # a mobile S1 is a lumbar-type body
 }
 #: ``P(alae beside the body below the last detection on 0, 1, 2 sides | its level class)``.
 #: Measured as :data:`P_COSTAL`: S1 (below L5) 2 / 2 / 17 of 21; lumbar bodies (for a lumbar
@@ -76,8 +77,18 @@ P_ALAR: dict[str, tuple[float, float, float]] = {
     "T": (0.88, 0.08, 0.04),
     "C": (0.88, 0.08, 0.04),
 }
-#: Name of the first sacral segment (below L5; not a detector level).
-SACRAL_LEVEL = "S1"
+#: Names after L5 (not detector levels): the sacral segments, for the body below the last
+#: detection and for a mobile first sacral segment.
+SACRAL_LEVELS: tuple[str, ...] = ("S1", "S2")
+#: Log-prior cost of naming the last detection S1, a mobile (lumbarised) first sacral
+#: segment: six lumbar-type bodies, about 5 % of people (``-log 0.05``). Such a body is
+#: scored as lumbar and left unnamed (it has no name in C1-L5).
+LUMBARISED_PENALTY = 3.0
+
+
+def _extended_name(j: int) -> str:
+    """Level name of index ``j`` of C1..L5, continued into the sacrum (S1, S2)."""
+    return LEVELS[j] if j < len(LEVELS) else SACRAL_LEVELS[min(j - len(LEVELS), len(SACRAL_LEVELS) - 1)]
 
 
 def _level_class(level: str, table: dict[str, tuple[float, float, float]]) -> tuple[float, float, float]:
@@ -139,19 +150,21 @@ def shift_scores(
     if costal is not None and dets[-1].label is not None and costal.seen[n] and not ribs.near_metal[n - 1]:
         alar = int(costal.alar_sides()[n])
     lo = -min(j for _, j in idx)
-    hi = len(LEVELS) - 1 - max(j for _, j in idx)
+    last = max(j for _, j in idx)
+    hi = len(LEVELS) - last  # the last body may be a mobile S1 (lumbarised)
     scores: dict[int, float] = {}
     for k in sorted(range(max(lo, -MAX_SHIFT), min(hi, MAX_SHIFT) + 1), key=abs):
         score = -SHIFT_PENALTY * abs(k)
+        if last + k >= len(LEVELS):
+            score -= LUMBARISED_PENALTY
         for i, reading, sides in terms:
-            name = LEVELS[level_of[i] + k]
+            name = _extended_name(level_of[i] + k)
             if reading == "rib":
                 score += rib_log_likelihood(sides, name)
             else:
                 score += float(np.log(_level_class(name, P_COSTAL)[min(sides, 2)]))
         if alar is not None:
-            j = level_of[n - 1] + k + 1
-            below = LEVELS[j] if j < len(LEVELS) else SACRAL_LEVEL
+            below = _extended_name(level_of[n - 1] + k + 1)
             score += float(np.log(_level_class(below, P_ALAR)[min(alar, 2)]))
         scores[k] = score
     return scores
@@ -203,7 +216,18 @@ def name_from_evidence(
     if k:
         log.info("level names shifted by %+d to agree with the anatomical anchors", k)
     conf = round(post[k], 4)
-    return [d if d.label is None else replace(d, level_confidence=conf) for d in shift_labels(dets, k)]
+    out = []
+    for d in dets:
+        if d.label is None:
+            out.append(d)
+            continue
+        j = LEVELS.index(d.label) + k
+        if j >= len(LEVELS):  # a mobile S1: no name in C1-L5
+            log.info("the last body is taken for a mobile (lumbarised) S1 and left unnamed")
+            out.append(replace(d, label=None, level_confidence=None))
+        else:
+            out.append(replace(d, label=LEVELS[j], level_confidence=conf))
+    return out
 
 
 def name_levels(

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from spinevcf.anchors import find_costal
+from spinevcf.anchors import CostalEvidence, find_costal
 from spinevcf.detector import Detection
 from spinevcf.evaluate import match_study
 from spinevcf.levels import CONFIDENT_LEVEL, level_status, name_from_evidence, shift_posterior
@@ -27,12 +27,17 @@ CUT_MM = 40.0
 PAD_VALUE = -2048
 
 REPO = default_model_repository()
-HAVE_MODELS = all((REPO / m / "1" / "model.onnx").is_file() for m in ("spine_localizer_3d", "vertebra_detector_2d"))
+HAVE_MODELS = all(
+    (REPO / m / "1" / "model.onnx").is_file() for m in ("spine_localizer_3d", "vertebra_detector_2d")
+)
 
 
 def labelled(labels: list[str]) -> list[Detection]:
     p = np.full(len(LEVELS), 1.0 / len(LEVELS))
-    return [Detection(1.0, np.array([25.0 * i, 0.0]), np.zeros((6, 2)), p, label=lab) for i, lab in enumerate(labels)]
+    return [
+        Detection(1.0, np.array([25.0 * i, 0.0]), np.zeros((6, 2)), p, label=lab)
+        for i, lab in enumerate(labels)
+    ]
 
 
 def evidence(sides: list[int], observed: list[bool] | None = None) -> RibEvidence:
@@ -78,6 +83,47 @@ def test_disagreeing_ribs_lower_the_confidence() -> None:
     # a rib pair on the body named L1 (13 rib pairs, or a lumbar rib): k = 0 and k = -1 compete
     odd = name_from_evidence(labelled(names), evidence([2, 2, 2, 2, 2, 0]))[0].level_confidence
     assert clean is not None and odd is not None and odd < clean and level_status(odd) == "uncertain"
+
+
+def alae_below(n: int, bulge_mm: float = 20.0) -> CostalEvidence:
+    """Short-reach evidence with nothing observed beside the bodies and alae below the last."""
+    bulge = np.zeros((n + 1, 2))
+    bulge[n] = bulge_mm
+    observed = np.zeros((n + 1, 2), dtype=bool)
+    observed[n] = True
+    return CostalEvidence(bulge, observed, np.full((n + 1, 2), 20.0))
+
+
+def test_sacrum_alone_pins_a_lumbar_column() -> None:
+    names = ["L1", "L2", "L3", "L4", "L5"]
+    ribs = evidence([0] * 5, [False] * 5)  # rib regions not in the scan
+    without = name_from_evidence(labelled(names), ribs)[0].level_confidence
+    out = name_from_evidence(labelled(names), ribs, alae_below(5))
+    assert [d.label for d in out] == names
+    assert level_status(without) == "uncertain" and level_status(out[0].level_confidence) == "confident"
+    # no alae below the body named L5: the sacrum is not where the names put it
+    none = name_from_evidence(labelled(names), ribs, alae_below(5, bulge_mm=0.0))
+    assert level_status(none[0].level_confidence) == "uncertain"
+
+
+def test_ribs_and_sacrum_that_disagree_are_uncertain() -> None:
+    # T12 without a rib (11 rib pairs, or a sixth lumbar-type body) and the sacrum below
+    # the body named L5: no offset explains both
+    names = ["T11", "T12", "L1", "L2", "L3", "L4", "L5"]
+    agree = name_from_evidence(labelled(names), evidence([2, 2, 0, 0, 0, 0, 0]), alae_below(7))
+    assert level_status(agree[0].level_confidence) == "confident"
+    out = name_from_evidence(labelled(names), evidence([2, 0, 0, 0, 0, 0, 0]), alae_below(7))
+    assert all(level_status(d.level_confidence) in ("uncertain", None) for d in out)
+
+
+def test_a_sixth_lumbar_type_body_is_uncertain() -> None:
+    # The last rib on the body named T11 and the sacrum below the body named L5: either
+    # T12 has no rib (11 pairs) or the last body is a mobile S1 (lumbarised). Neither offset
+    # explains both; the names stay the detector's, uncertain.
+    names = ["T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5"]
+    out = name_from_evidence(labelled(names), evidence([2, 2, 0, 0, 0, 0, 0, 0]), alae_below(8))
+    assert [d.label for d in out] == names
+    assert all(level_status(d.level_confidence) == "uncertain" for d in out)
 
 
 def test_unlabelled_detections_get_no_confidence() -> None:
@@ -180,6 +226,7 @@ def test_pipeline_cut_ribs_never_confidently_wrong(cut_case: tuple[SyntheticCase
     wrong_confident = [
         rec.vertebrae[p].label
         for t, p in m.pairs
-        if case.truth.vertebrae[t].label != rec.vertebrae[p].label and level_status(dets[p].level_confidence) == "confident"
+        if case.truth.vertebrae[t].label != rec.vertebrae[p].label
+        and level_status(dets[p].level_confidence) == "confident"
     ]
     assert wrong_confident == []
