@@ -79,8 +79,9 @@ class Pipeline:
         backend: an explicit backend (tests); overrides ``triton_url``.
         lateral_refinement: map each body's keypoints in its own mid-sagittal plane
             (measured from the CT) instead of the CPR plane.
-        rib_anchor: fix the offset of the detector's level names with the rib-bearing
-            vertebrae (:mod:`spinevcf.ribs`).
+        rib_anchor: fix the offset of the detector's level names with the anatomical anchors
+            in view (ribs, rib heads, sacrum: :mod:`spinevcf.levels`; the option's name predates
+            the sacrum and rib-head anchors).
 
     Example:
         >>> pipe = Pipeline(default_model_repository())  # doctest: +SKIP
@@ -123,9 +124,12 @@ class Pipeline:
     def detect(self, cpr: CPRImage, volume: Volume) -> list[Detection]:
         """Detect vertebral bodies and their keypoints on the CPR; name their levels.
 
-        The detector names the levels (ordered, no duplicates); with ``rib_anchor`` on, the
-        names are then shifted so that the rib-bearing bodies found in ``volume`` are the
-        thoracic ones (:func:`spinevcf.ribs.anchor_levels`).
+        The detector counts the bodies (ordered, no duplicates); with ``rib_anchor`` on, the
+        offset of the names comes from the anatomical anchors found in ``volume`` (ribs, rib
+        heads next to the column, the sacrum) and each name gets a confidence
+        (:func:`spinevcf.levels.name_levels`, docs/levels.md). A body the anchors take for a
+        mobile S1 (lumbarised sacrum) has no name in :data:`~spinevcf.schema.LEVELS` and is
+        not reported.
         """
         x = preprocess_cpr(cpr, self.detector_config)
         out = self.backend.infer(DETECTOR_MODEL, {"image": x})
