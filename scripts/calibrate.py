@@ -3,7 +3,9 @@
 The probability is logistic in the vertebra's height reduction (``spinevcf.grading``):
 ``p = 1 / (1 + exp(-(reduction - center) / scale))``. This script runs the committed models
 on validation studies (seeds disjoint from training and from the evaluation set), matches
-predictions to truth, fits ``center`` and ``scale`` by maximum likelihood (Platt scaling)
+predictions to truth, fits ``scale`` by maximum likelihood (Platt scaling) with ``center`` pinned to the Genant
+grade-1 threshold (0.20: a probability of 0.5 or more exactly when the grade is 1 or more;
+``--free-center`` fits both, as before)
 on (predicted reduction, truth grade >= 1) of the matched bodies the application assesses
 (a not-assessable body gets no probability), and writes them into
 ``model_repository/vertebra_detector_2d/spinevcf.json`` as ``calibration``.
@@ -31,7 +33,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from spinevcf.evaluate import match_study, roc_auc, weighted_kappa
-from spinevcf.grading import genant_grade, grade_column
+from spinevcf.grading import GRADE_THRESHOLDS, genant_grade, grade_column
 from spinevcf.pipeline import Pipeline, default_model_repository
 from spinevcf.synth import SynthConfig, generate_case
 
@@ -95,8 +97,13 @@ def predicted_reductions(study: dict[str, Any]) -> list[float | None]:
     return out
 
 
-def fit_calibration(studies: list[dict[str, Any]]) -> dict[str, Any]:
-    """Platt fit on the matched, assessable predictions; recall, level accuracy, AUC, kappa."""
+def fit_calibration(studies: list[dict[str, Any]], *, free_center: bool = False) -> dict[str, Any]:
+    """Platt fit on the matched, assessable predictions; recall, level accuracy, AUC, kappa.
+
+    Args:
+        studies: the per-study pairs (:func:`run_studies` or a ``--dump`` file).
+        free_center: fit the centre too (by default it is the grade-1 threshold).
+    """
     red, lab, grade_true, grade_pred = [], [], [], []
     n_true = n_matched = n_level_ok = n_not_assessed = 0
     for st in studies:
@@ -116,10 +123,22 @@ def fit_calibration(studies: list[dict[str, Any]]) -> dict[str, Any]:
             grade_true.append(int(truth[t]["genant_grade"] or 0))
             grade_pred.append(genant_grade(reductions[p]))
     r_arr, y_arr = np.asarray(red), np.asarray(lab)
-    fit = minimize(_nll, x0=np.array([0.2, np.log(0.02)]), args=(r_arr, y_arr), method="Nelder-Mead")
-    center, scale = float(fit.x[0]), float(np.exp(fit.x[1]))
+    free = minimize(_nll, x0=np.array([0.2, np.log(0.02)]), args=(r_arr, y_arr), method="Nelder-Mead")
+    if free_center:
+        center, scale = float(free.x[0]), float(np.exp(free.x[1]))
+    else:
+        # The 50 % point is pinned to the Genant grade-1 threshold, so that the probability and
+        # the grade never contradict each other (p >= 0.5 exactly when grade >= 1); only the
+        # steepness is fitted.
+        center = GRADE_THRESHOLDS[0]
+        pinned = minimize(
+            lambda x: _nll(np.array([center, x[0]]), r_arr, y_arr), x0=np.array([np.log(0.02)]), method="Nelder-Mead"
+        )
+        scale = float(np.exp(pinned.x[0]))
     return {
         "calibration": [round(center, 5), round(scale, 5)],
+        "center_pinned_to_grade_1": not free_center,
+        "unconstrained_fit": [round(float(free.x[0]), 5), round(float(np.exp(free.x[1])), 5)],
         "validation": {
             "recall": round(n_matched / max(1, n_true), 4),
             "level_accuracy": round(n_level_ok / max(1, n_matched), 4),
@@ -142,6 +161,9 @@ def main() -> int:
     ap.add_argument(
         "--from-dump", type=Path, default=None, help="refit from an earlier --dump instead of running the models"
     )
+    ap.add_argument(
+        "--free-center", action="store_true", help="fit the centre too (default: pinned to the grade-1 threshold)"
+    )
     args = ap.parse_args()
     repo = args.models or default_model_repository()
     if args.from_dump:
@@ -161,7 +183,7 @@ def main() -> int:
         )  # fmt: skip
         if mismatch:
             print(f"warning: {mismatch} regraded predictions differ from the pipeline's grades", file=sys.stderr)
-    out = fit_calibration(studies) | {"seeds": seeds}
+    out = fit_calibration(studies, free_center=args.free_center) | {"seeds": seeds}
     print(json.dumps(out, indent=2))
     if args.dump:
         args.dump.write_text(json.dumps(studies) + "\n")
