@@ -84,8 +84,14 @@ PITCH_WINDOW: Final = 3
 SLICE_MARGIN: Final = 1.0
 #: ... and this far (mm) inside the in-plane faces of the image.
 IN_PLANE_MARGIN_MM: Final = 2.0
-#: Lateral offsets (mm) of the sampled sagittal planes of a body.
+#: Lateral offsets (mm) of the sagittal planes in which the expected extent is checked along the scan.
 LATERAL_SAMPLES_MM: Final = (-10.0, 0.0, 10.0)
+#: The body's anterior and posterior walls lie this far (mm) beyond its keypoints (2 mm
+#: keypoint inset from the corners, about 1 mm of cortex).
+WALL_MARGIN_MM: Final = 3.0
+#: Body width over depth used for its lateral extent (adult thoracolumbar bodies are about
+#: 1.3-1.5 times as wide as deep; cervical ones about 1.1-1.4).
+WIDTH_PER_DEPTH: Final = 1.3
 #: Lateral offsets (mm) of the samples that must show tissue inside the body.
 CORE_LATERAL_MM: Final = (-6.0, 0.0, 6.0)
 #: Inside a vertebral body no tissue is below this (HU): lower means outside the
@@ -282,8 +288,22 @@ def assess_bodies(
         extent = (float(s_lo), float(s_hi))
         reason: str | None = None
         # 1. Scanned range and image: the extent's corners, in three sagittal planes.
-        corners = _box(cpr, extent, (u_lo, u_hi), LATERAL_SAMPLES_MM, max(s_hi - s_lo, u_hi - u_lo) / 4.0)
-        z_ok, xy_ok = _inside(volume, _to_index(volume, corners))
+        # Along the scan: the expected extent in three sagittal planes near the mid-plane.
+        step = max(s_hi - s_lo, u_hi - u_lo) / 4.0
+        along = _box(cpr, extent, (u_lo, u_hi), LATERAL_SAMPLES_MM, step)
+        z_ok, _ = _inside(volume, _to_index(volume, along))
+        # In-plane: the whole body, walls included. The walls lie beyond the keypoints
+        # (annotators place them inside the corners); the width is estimated from the depth.
+        wall_lo, wall_hi = u_lo - WALL_MARGIN_MM, u_hi + WALL_MARGIN_MM
+        half_width = WIDTH_PER_DEPTH * 0.5 * (wall_hi - wall_lo)
+        body = _box(
+            cpr,
+            (float(s_kp.min()), float(s_kp.max())),
+            (wall_lo, wall_hi),
+            (-half_width, 0.0, half_width),
+            step,
+        )
+        _, xy_ok = _inside(volume, _to_index(volume, body))
         if not z_ok:
             reason = "cut_by_scan_range"
         elif not xy_ok:
