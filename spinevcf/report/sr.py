@@ -126,7 +126,9 @@ def _same(a: Code | hd.sr.CodedConcept | None, b: Code) -> bool:
 
 def _algorithm_id(version: str) -> hd.sr.AlgorithmIdentification:
     """TID 4019 Algorithm Identification with the grading parameters."""
-    return hd.sr.AlgorithmIdentification(name=ALGORITHM_NAME, version=version, parameters=_algorithm_parameters())
+    return hd.sr.AlgorithmIdentification(
+        name=ALGORITHM_NAME, version=version, parameters=_algorithm_parameters()
+    )
 
 
 def _prepare_source(source: Dataset) -> Dataset:
@@ -307,9 +309,13 @@ def _group_values(v: VertebraRecord, algorithm_version: str) -> sr_encode.GroupV
     level_code = C.LEVEL_CODES[v.label]
     algorithm = (ALGORITHM_NAME, algorithm_version, _algorithm_parameters())
     level_measurements = (
-        [] if v.level_confidence is None else [(C.LEVEL_CONFIDENCE, float(v.level_confidence), C.UNIT_NO_UNITS)]
+        []
+        if v.level_confidence is None
+        else [(C.LEVEL_CONFIDENCE, float(v.level_confidence), C.UNIT_NO_UNITS)]
     )
-    level_evaluations = [] if v.level_status is None else [(C.LEVEL_STATUS, C.LEVEL_STATUS_VALUES[v.level_status])]
+    level_evaluations = (
+        [] if v.level_status is None else [(C.LEVEL_STATUS, C.LEVEL_STATUS_VALUES[v.level_status])]
+    )
     if not v.assessed:
         if v.assessment_reason not in C.NOT_ASSESSABLE_REASON_VALUES:
             raise ValueError(f"vertebra {v.label}: unknown assessment_reason {v.assessment_reason!r}")
@@ -342,7 +348,9 @@ def _group_values(v: VertebraRecord, algorithm_version: str) -> sr_encode.GroupV
             )
         measurements.append((C.HEIGHT_REDUCTION_CODES[key], float(pct), C.UNIT_PERCENT))
     if v.fracture_probability is not None:
-        measurements.append((C.VERTEBRAL_FRACTURE_PROBABILITY, float(v.fracture_probability), C.UNIT_NO_UNITS))
+        measurements.append(
+            (C.VERTEBRAL_FRACTURE_PROBABILITY, float(v.fracture_probability), C.UNIT_NO_UNITS)
+        )
     evaluations = [
         (C.GENANT_GRADE, C.GENANT_GRADE_VALUES[v.genant_grade]),
         (C.DEFORMITY_TYPE, C.DEFORMITY_VALUES[v.deformity]),
@@ -497,7 +505,8 @@ def build_sr(
 
     if direct:
         encoded = [
-            sr_encode.vertebra_group_item(_group_values(v, algorithm_version), for_uid) for v in record.vertebrae
+            sr_encode.vertebra_group_item(_group_values(v, algorithm_version), for_uid)
+            for v in record.vertebrae
         ]
         groups = [_patient_group(record, algo)]
     else:

@@ -187,7 +187,11 @@ def _uidref_item(relationship: str, name: Code, uid: str) -> bytes:
 
 def _code_value_item(relationship: str, name: Code, value: Code, children: Sequence[bytes] = ()) -> bytes:
     return content_item(
-        relationship, "CODE", name, [(_CONCEPT_CODE_SEQUENCE, _code_sequence(_CONCEPT_CODE_SEQUENCE, value))], children
+        relationship,
+        "CODE",
+        name,
+        [(_CONCEPT_CODE_SEQUENCE, _code_sequence(_CONCEPT_CODE_SEQUENCE, value))],
+        children,
     )
 
 
@@ -203,9 +207,17 @@ def _num_item(name: Code, value: float, unit: Code, children: Sequence[bytes] = 
         (_NUMERIC_VALUE, _text(_NUMERIC_VALUE, "DS", _ds_string(value))),
     ]
     if isinstance(value, float):
-        measured.append((_FLOATING_POINT_VALUE, _element(_FLOATING_POINT_VALUE, "FD", struct.pack("<d", value))))
+        measured.append(
+            (_FLOATING_POINT_VALUE, _element(_FLOATING_POINT_VALUE, "FD", struct.pack("<d", value)))
+        )
     body = b"".join(e for _, e in sorted(measured, key=lambda te: te[0]))
-    return content_item("CONTAINS", "NUM", name, [(_MEASURED_VALUE_SEQUENCE, _sequence(_MEASURED_VALUE_SEQUENCE, [body]))], children)
+    return content_item(
+        "CONTAINS",
+        "NUM",
+        name,
+        [(_MEASURED_VALUE_SEQUENCE, _sequence(_MEASURED_VALUE_SEQUENCE, [body]))],
+        children,
+    )
 
 
 def _point_item(purpose: Code, point: Sequence[float], frame_of_reference_uid: str) -> bytes:
@@ -213,7 +225,10 @@ def _point_item(purpose: Code, point: Sequence[float], frame_of_reference_uid: s
     values = [
         (_GRAPHIC_DATA, _element(_GRAPHIC_DATA, "FL", struct.pack("<3f", *(float(x) for x in point)))),
         (_GRAPHIC_TYPE, _text(_GRAPHIC_TYPE, "CS", "POINT")),
-        (_REFERENCED_FRAME_OF_REFERENCE_UID, _uid(_REFERENCED_FRAME_OF_REFERENCE_UID, frame_of_reference_uid)),
+        (
+            _REFERENCED_FRAME_OF_REFERENCE_UID,
+            _uid(_REFERENCED_FRAME_OF_REFERENCE_UID, frame_of_reference_uid),
+        ),
     ]
     return content_item("INFERRED FROM", "SCOORD3D", purpose, values)
 

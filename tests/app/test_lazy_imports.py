@@ -10,7 +10,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 #: Imported by the SDK or spinevcf.io's __init__, never used on the ONNX Runtime DICOM path.
-NOT_AT_START = ("SimpleITK", "grpc", "gevent", "geventhttpclient", "tritonclient.utils", "tritonclient.http._client")
+NOT_AT_START = (
+    "SimpleITK",
+    "grpc",
+    "gevent",
+    "geventhttpclient",
+    "tritonclient.utils",
+    "tritonclient.http._client",
+)
 
 
 def _run(code: str) -> subprocess.CompletedProcess[str]:

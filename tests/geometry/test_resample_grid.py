@@ -107,7 +107,9 @@ def test_separable_sampling_equals_map_coordinates(seed: int) -> None:
 
     to_index = np.linalg.inv(affine) @ grid_affine
     assert resample._axis_permutation(to_index) is not None
-    f = np.array([min(max(1, int(np.floor(grid_mm / s + 1e-6))), n) for s, n in zip(spacing, shape, strict=True)])
+    f = np.array(
+        [min(max(1, int(np.floor(grid_mm / s + 1e-6))), n) for s, n in zip(spacing, shape, strict=True)]
+    )
     src = resample.block_mean(arr, tuple(int(x) for x in f)) if (f > 1).any() else arr
     ref = resample._resample_general(src, to_index, out.shape, shape, f.astype(float), 1, resample.AIR_HU)
     np.testing.assert_allclose(out, ref, atol=2e-3)

@@ -30,11 +30,19 @@ _CONTENT_SEQUENCE_TAG = 0x0040A730
 
 def _counter_uids(monkeypatch: pytest.MonkeyPatch) -> None:
     counter = itertools.count(1)
-    monkeypatch.setattr(sr_module, "generate_uid", lambda *a, **k: f"1.2.826.0.1.3680043.10.1.{next(counter)}")
+    monkeypatch.setattr(
+        sr_module, "generate_uid", lambda *a, **k: f"1.2.826.0.1.3680043.10.1.{next(counter)}"
+    )
 
 
 def _build(
-    monkeypatch: pytest.MonkeyPatch, record: StudyRecord, header: Dataset, uids: list[str], *, direct: bool, **kw: object
+    monkeypatch: pytest.MonkeyPatch,
+    record: StudyRecord,
+    header: Dataset,
+    uids: list[str],
+    *,
+    direct: bool,
+    **kw: object,
 ) -> FileDataset:
     _counter_uids(monkeypatch)
     sr = build_sr(
@@ -79,7 +87,10 @@ def _column_record(header: Dataset, n: int = 17) -> StudyRecord:
     for i, label in enumerate(LEVELS[7 : 7 + n]):
         z = 400.0 - 25.0 * i
         kp = [[float(rng.normal()), y, z] for y in (-15.0, 0.0, 15.0)]
-        kp += [[float(rng.normal()), y, z - h] for y, h in zip((-15.0, 0.0, 15.0), rng.uniform(14, 26, 3), strict=True)]
+        kp += [
+            [float(rng.normal()), y, z - h]
+            for y, h in zip((-15.0, 0.0, 15.0), rng.uniform(14, 26, 3), strict=True)
+        ]
         conf = None if i % 5 == 4 else float(np.round(rng.uniform(0.3, 1.0), 4))
         status = None if conf is None else ("confident" if conf >= 0.9 else "uncertain")
         if i in (0, n - 1):
@@ -98,7 +109,9 @@ def _column_record(header: Dataset, n: int = 17) -> StudyRecord:
             )
             continue
         grade = grades[i % 4]
-        heights = {k: float(kp[j + 3][2] - kp[j][2]) * -1 for j, k in enumerate(("anterior", "middle", "posterior"))}
+        heights = {
+            k: float(kp[j + 3][2] - kp[j][2]) * -1 for j, k in enumerate(("anterior", "middle", "posterior"))
+        }
         vertebrae.append(
             VertebraRecord(
                 label=label,
