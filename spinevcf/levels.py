@@ -100,6 +100,11 @@ def _level_class(level: str, table: dict[str, tuple[float, float, float]]) -> tu
 CONFIDENT_LEVEL = 0.9
 
 
+#: The anchors move the detector's names only to an offset whose posterior exceeds this
+#: (more likely than not); weaker evidence leaves the count, flagged uncertain.
+MIN_SHIFT_POSTERIOR = 0.5
+
+
 def level_status(confidence: float | None) -> str | None:
     """``"confident"`` / ``"uncertain"`` for a level confidence; ``None`` when it is unknown.
 
@@ -213,6 +218,11 @@ def name_from_evidence(
         return dets
     post = shift_posterior(dets, ribs, costal)
     k = best_shift(scores)
+    if k and post[k] <= MIN_SHIFT_POSTERIOR:
+        # The anchors do not make another offset more likely than not: the detector's own
+        # count stands (and is uncertain: its posterior is below one half too).
+        log.info("anchors favour a shift of %+d but not by a majority: the detector's count stands", k)
+        k = 0
     if k:
         log.info("level names shifted by %+d to agree with the anatomical anchors", k)
     conf = round(post[k], 4)
