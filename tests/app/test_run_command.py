@@ -45,6 +45,10 @@ def fake_pipelines(monkeypatch: pytest.MonkeyPatch) -> list[FakePipeline]:
     return made
 
 
+# The runs below use ``--workers 0`` (studies in this process): the monkeypatched pipeline
+# only exists here, not in worker processes (tests/batch covers the workers).
+
+
 def _small(folder: Path, seed: int) -> Path:
     return write_study(folder, shape=(24, 96, 96), seed=seed)
 
@@ -54,7 +58,7 @@ def test_two_studies_and_a_failure(tmp_path: Path, fake_pipelines: list[FakePipe
     _small(inp / "a", 1)
     _small(inp / "b", 2)
     write_mr_study(inp / "c_mr")
-    code = main(["run", str(inp), str(out), "--no-progress"])
+    code = main(["run", str(inp), str(out), "--no-progress", "--workers", "0"])
     assert code == EXIT_SOME_FAILED
     assert len(fake_pipelines) == 1 and fake_pipelines[0].closed  # models loaded once
     summary = json.loads((out / "run_summary.json").read_text())
@@ -71,7 +75,7 @@ def test_two_studies_and_a_failure(tmp_path: Path, fake_pipelines: list[FakePipe
 def test_all_ok_exit_zero(tmp_path: Path, fake_pipelines: list[FakePipeline]) -> None:
     _small(tmp_path / "in" / "a", 3)
     _small(tmp_path / "in" / "b", 4)
-    assert main(["run", str(tmp_path / "in"), str(tmp_path / "out"), "--no-progress"]) == 0
+    assert main(["run", str(tmp_path / "in"), str(tmp_path / "out"), "--no-progress", "--workers", "0"]) == 0
     assert len([p for p in (tmp_path / "out").iterdir() if p.is_dir()]) == 2
 
 
@@ -85,7 +89,7 @@ def test_flat_folder_grouped_by_study(tmp_path: Path, fake_pipelines: list[FakeP
                 shutil.copy(f, flat / f"{seed}_{f.name}")
     studies = discover_studies(flat)
     assert len(studies) == 2 and all(len(s.files) == 24 for s in studies)
-    assert main(["run", str(flat), str(tmp_path / "out"), "--no-progress"]) == 0
+    assert main(["run", str(flat), str(tmp_path / "out"), "--no-progress", "--workers", "0"]) == 0
     assert {p.name for p in (tmp_path / "out").iterdir() if p.is_dir()} == {
         s.study_instance_uid for s in studies
     }
@@ -107,4 +111,4 @@ def test_output_names_never_use_free_text() -> None:
 
 def test_empty_input_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
-    assert main(["run", str(tmp_path / "in"), str(tmp_path / "out"), "--no-progress"]) == 3
+    assert main(["run", str(tmp_path / "in"), str(tmp_path / "out"), "--no-progress", "--workers", "0"]) == 3
