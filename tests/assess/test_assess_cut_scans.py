@@ -54,7 +54,7 @@ def test_body_cut_by_the_scan_is_not_assessable(pipeline: Pipeline, seed: int, t
         assert v.genant_grade is None and v.fracture_probability is None and v.heights_mm == {}
     # The first and last reported bodies are the ones at the scan ends: never graded when cut.
     assert not any(pred.vertebrae[p].fractured for p in m.ignored)
-    # The patient probability is the noisy-OR of the assessed bodies only.
+    # The patient probability is computed over the assessed bodies only.
     from spinevcf.grading import patient_probability
 
     expected = patient_probability([v.fracture_probability for v in pred.vertebrae if v.assessed])
