@@ -25,7 +25,9 @@ def heights(a: float, m: float, p: float) -> dict[str, float]:
     return {"anterior": a, "middle": m, "posterior": p}
 
 
-def normal_body(level: str, hp: float, *, wedge: float | None = None, concavity: float | None = None) -> dict[str, float]:
+def normal_body(
+    level: str, hp: float, *, wedge: float | None = None, concavity: float | None = None
+) -> dict[str, float]:
     """A body of posterior height ``hp`` with the level's normal shape (or the given ratios)."""
     w = NORMS.wedge_ratio(level) if wedge is None else wedge
     c = NORMS.concavity_ratio(level) if concavity is None else concavity

@@ -26,7 +26,7 @@ from scipy import ndimage
 
 from spinevcf.volume import Volume
 
-__all__ = ["resample_to_grid", "grid_affine_for", "pad_to_multiple", "block_mean", "block_offsets", "AIR_HU"]
+__all__ = ["resample_to_grid", "grid_affine_for", "pad_to_multiple", "block_mean", "AIR_HU"]
 
 log = logging.getLogger(__name__)
 
@@ -80,21 +80,8 @@ def grid_affine_for(
     return affine, shape
 
 
-def block_offsets(shape: tuple[int, ...], factors: tuple[int, ...]) -> tuple[int, ...]:
-    """First voxel of the first whole block per axis: the voxels left over are split between
-    both ends (the lower end gets the smaller half), so that the blocks, and everything
-    sampled from them, do not depend on the direction in which an axis is stored.
-
-    Example:
-        >>> block_offsets((512, 10, 7), (5, 5, 2))
-        (1, 0, 0)
-    """
-    return tuple((int(n) % int(f)) // 2 for n, f in zip(shape, factors, strict=True))
-
-
 def block_mean(array: npt.NDArray[np.generic], factors: tuple[int, int, int]) -> npt.NDArray[np.float32]:
-    """Mean over non-overlapping blocks of ``factors`` voxels; the partial blocks are dropped,
-    split between both ends of each axis (:func:`block_offsets`).
+    """Mean over non-overlapping blocks of ``factors`` voxels; partial blocks are dropped.
 
     Args:
         array: 3D array.
@@ -120,16 +107,13 @@ def block_mean(array: npt.NDArray[np.generic], factors: tuple[int, int, int]) ->
             raise ValueError(f"axis {axis} of size {arr.shape[axis]} is smaller than the block {f}")
         keep.append(n)
     f0 = int(factors[0])
-    o = block_offsets(arr.shape, factors)
     out = np.empty((keep[0] // f0, keep[1] // int(factors[1]), keep[2] // int(factors[2])), np.float32)
     # Slabs of a few slices at a time, so that the intermediate sums stay in the CPU caches
     # (one pass over a 300 MB volume instead of several).
     step = f0 * max(1, _BLOCK_SLAB_SLICES // f0)
     for a in range(0, keep[0], step):
         b = min(keep[0], a + step)
-        out[a // f0 : b // f0] = _block_sum(
-            arr[o[0] + a : o[0] + b, o[1] : o[1] + keep[1], o[2] : o[2] + keep[2]], factors
-        )
+        out[a // f0 : b // f0] = _block_sum(arr[a:b, : keep[1], : keep[2]], factors)
     out *= np.float32(1.0 / float(np.prod([int(f) for f in factors])))
     return out
 
@@ -283,14 +267,13 @@ def _separable_coordinates(
     f: npt.NDArray[np.float64],
 ) -> tuple[dict[int, npt.NDArray[np.float64]], list[tuple[int, npt.NDArray[np.bool_]]]]:
     """Per source axis: sampling coordinates on the block-averaged axis; outside masks per grid axis."""
-    offsets = block_offsets(source_shape, tuple(int(x) for x in f))
     coords: dict[int, npt.NDArray[np.float64]] = {}
     outside = []
     for s in _axis_order(source_shape):
         g = perm[s]
         idx = to_index[s, g] * np.arange(shape[g], dtype=np.float64) + to_index[s, 3]
         outside.append((g, (idx < -0.5 - _EDGE_TOL) | (idx > source_shape[s] - 0.5 + _EDGE_TOL)))
-        coords[s] = (idx - offsets[s] - (f[s] - 1.0) / 2.0) / f[s]
+        coords[s] = (idx - (f[s] - 1.0) / 2.0) / f[s]
     return coords, outside
 
 
@@ -325,13 +308,10 @@ def _resample_separable_slabs(
     for s in inplane:
         mid_shape[s] = len(coords[s])
     mid = np.empty(mid_shape, np.float32)
-    o = block_offsets(source_shape, tuple(fi))
     step = fi[0] * max(1, _BLOCK_SLAB_SLICES // fi[0])
     for a in range(0, keep[0], step):
         b = min(keep[0], a + step)
-        slab: npt.NDArray[np.generic] = array[
-            o[0] + a : o[0] + b, o[1] : o[1] + keep[1], o[2] : o[2] + keep[2]
-        ]
+        slab: npt.NDArray[np.generic] = array[a:b, : keep[1], : keep[2]]
         if averaged:
             summed = _block_sum(slab, factors)
             summed *= scale
@@ -379,11 +359,10 @@ def _resample_general(
             + m[3]
         )
     n = np.asarray(source_shape, dtype=np.float64)
-    offsets = block_offsets(source_shape, tuple(int(x) for x in f))
     outside = np.zeros(shape, dtype=bool)
     for a in range(3):
         outside |= (coords[a] < -0.5 - _EDGE_TOL) | (coords[a] > n[a] - 0.5 + _EDGE_TOL)
-        coords[a] = (coords[a] - offsets[a] - (f[a] - 1.0) / 2.0) / f[a]
+        coords[a] = (coords[a] - (f[a] - 1.0) / 2.0) / f[a]
     out = ndimage.map_coordinates(
         src, coords, order=order, mode="nearest", output=np.float32, prefilter=order > 1
     )
