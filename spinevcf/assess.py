@@ -15,6 +15,8 @@ when:
   its interior samples read as outside the reconstruction circle (padding or air);
 * ``next_to_metal``: metal (screws, rods, cement with metal) lies in or next to it: streaks
   make its endplates unreliable;
+* ``outside_reformatted_image``: its keypoints reach the end of the straightened image
+  (the spine curve ends inside it);
 * ``implausible_height``: it is the last detected body on one side, its measured height is
   far below what its neighbour's pitch implies, and no disc is visible beyond it in the
   straightened image (a body cut by the scan or hidden, not a measurable collapse).
@@ -80,6 +82,9 @@ MAX_PITCH_RATIO: Final = 1.5
 PITCH_STEP_FACTOR: Final = 1.1
 #: Pairs of neighbours within this many bodies of a body give its expected pitch.
 PITCH_WINDOW: Final = 3
+#: Keypoints closer than this (pixels) to the CPR's first or last valid row mean a body cut by
+#: the straightened image (the spine curve ends inside it).
+COMPLETE_MARGIN_PX: Final = 1.0
 #: The expected extent must lie this many slice spacings inside the first / last slice centre.
 SLICE_MARGIN: Final = 1.0
 #: ... and this far (mm) inside the in-plane faces of the image.
@@ -124,14 +129,17 @@ class Assessment:
     """Whether one detected body can be measured and graded.
 
     Attributes:
-        assessable: ``True`` when the image supports a finding.
         reason: key of :data:`NOT_ASSESSABLE_REASONS` when not assessable, else ``None``.
         extent_s_mm: expected (cranial, caudal) arc-length extent used for the test.
     """
 
-    assessable: bool
     reason: str | None
     extent_s_mm: tuple[float, float]
+
+    @property
+    def assessable(self) -> bool:
+        """``True`` when the image supports a finding (no reason against it)."""
+        return self.reason is None
 
 
 def _region(label: str | None) -> str:
@@ -167,6 +175,12 @@ def _pitches(
         near = [p for j, p in pairs if -PITCH_WINDOW <= j - i < PITCH_WINDOW]
         out[i] = float(np.median(near)) * PITCH_STEP_FACTOR if near else FALLBACK_PITCH_MM[_region(labels[i])]
     return out
+
+
+def _inside_cpr_rows(cpr: CPRImage, kp: npt.NDArray[np.float64]) -> bool:
+    """Whether six (row, col) keypoints lie inside the CPR's valid rows (curve not ended in them)."""
+    last = float(cpr.valid_rows or cpr.image.shape[1]) - 1.0
+    return bool((kp[:, 0] >= COMPLETE_MARGIN_PX).all() and (kp[:, 0] <= last - COMPLETE_MARGIN_PX).all())
 
 
 def keypoints_in_scan(volume: Volume, cpr: CPRImage, det: Detection) -> int:
@@ -287,8 +301,7 @@ def assess_bodies(
         u_lo, u_hi = float(u_kp.min()), float(u_kp.max())
         extent = (float(s_lo), float(s_hi))
         reason: str | None = None
-        # 1. Scanned range and image: the extent's corners, in three sagittal planes.
-        # Along the scan: the expected extent in three sagittal planes near the mid-plane.
+        # 1. Along the scan: the expected extent in three sagittal planes near the mid-plane.
         step = max(s_hi - s_lo, u_hi - u_lo) / 4.0
         along = _box(cpr, extent, (u_lo, u_hi), LATERAL_SAMPLES_MM, step)
         z_ok, _ = _inside(volume, _to_index(volume, along))
@@ -337,7 +350,10 @@ def assess_bodies(
         # 4. A last body far too short for its pitch, with no disc beyond it.
         if reason is None and heights is not None:
             reason = _implausible(cpr, kps[i], heights[i], usable, i, pitch[i])
-        out.append(Assessment(reason is None, reason, extent))
+        # 6. The body must lie within the straightened image it was measured on.
+        if reason is None and not _inside_cpr_rows(cpr, kps[i]):
+            reason = "outside_reformatted_image"
+        out.append(Assessment(reason, extent))
     n_out = sum(not a.assessable for a in out)
     if n_out:
         log.info("%d of %d vertebral bodies not assessable", n_out, n)

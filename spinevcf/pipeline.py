@@ -47,11 +47,6 @@ NO_SPINE_MESSAGE = "no vertebral body found in the field of view"
 #: Message of a study whose detected bodies are all not assessable (no finding is stated).
 NOT_ASSESSABLE_MESSAGE = "vertebral bodies detected, none assessable: no fracture assessment"
 
-#: Keypoints closer than this (pixels) to the CPR's first or last valid row mean a body cut
-#: by the straightened image (the curve ends inside it): not assessable. Whether the scan
-#: holds a body whole is decided from its expected anatomy (:mod:`spinevcf.assess`).
-COMPLETE_MARGIN_PX = 1.0
-
 
 def default_model_repository() -> Path:
     """The repository's ``model_repository/`` (resolved at call time, not import time)."""
@@ -134,9 +129,8 @@ class Pipeline:
         x = preprocess_cpr(cpr, self.detector_config)
         out = self.backend.infer(DETECTOR_MODEL, {"image": x})
         dets = decode_detections(out, self.detector_config)
-        # Levels are assigned with every body in view (they count), then bodies that are cut
-        # by the CPR or the scanned volume are dropped: their keypoints are extrapolated, so
-        # their heights are not measurements (and must not serve as neighbours for grading).
+        # Levels are assigned with every body in view (they count); whether a body can be
+        # measured (a cut body's keypoints are extrapolated) is decided in grade().
         dets = name_levels(
             volume, cpr, [d for d in dets if d.center_px[0] < cpr.valid_rows], anchors=self.rib_anchor
         )
@@ -149,13 +143,6 @@ class Pipeline:
                 len(LEVELS),
             )
         return named
-
-    @staticmethod
-    def _inside_cpr(cpr: CPRImage, det: Detection) -> bool:
-        """Whether all six keypoints of a detection lie inside the CPR's valid rows."""
-        kp = np.asarray(det.keypoints_px, dtype=np.float64)
-        margin = COMPLETE_MARGIN_PX
-        return bool(not (kp[:, 0] < margin).any() and not (kp[:, 0] > cpr.valid_rows - 1 - margin).any())
 
     def grade(self, volume: Volume, cpr: CPRImage | None, detections: list[Detection]) -> StudyRecord:
         """Measure heights in 3D, grade each vertebra and the patient."""
@@ -182,13 +169,7 @@ class Pipeline:
         labels = [d.label or LEVELS[int(np.argmax(d.level_probs))] for d in detections]
         kps_lps = [self._keypoints_lps(volume, cpr, d) for d in detections]
         heights = [heights_from_keypoints(k) for k in kps_lps]
-        assessments = assess_bodies(volume, cpr, detections, heights)
-        reasons = [
-            a.reason
-            if a.reason is not None
-            else (None if self._inside_cpr(cpr, d) else "outside_reformatted_image")
-            for a, d in zip(assessments, detections, strict=True)
-        ]
+        reasons = [a.reason for a in assess_bodies(volume, cpr, detections, heights)]
         graded = [i for i, r in enumerate(reasons) if r is None]
         cal = self.detector_config.calibration
         # Only assessable bodies are graded, and only they serve as neighbours for the crush
