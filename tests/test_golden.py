@@ -7,15 +7,14 @@ than the model card's 50-study targets, which `spinevcf evaluate` measures.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
 from spinevcf.evaluate import match_study
-from spinevcf.pipeline import Pipeline, default_model_repository
+from spinevcf.pipeline import Pipeline
 from spinevcf.schema import LEVEL_INDEX, StudyRecord
 from spinevcf.synth import SynthConfig, generate_case
+from tests.committed_models import require_committed_models
 
 #: Seeds reserved for this test.
 GOLDEN_CASES = ((990001, "thoracolumbar"), (990002, "lumbar"), (990003, "thoracic"))
@@ -39,17 +38,10 @@ MIN_SEVERE_FRACTURES_FOUND = 0.7
 #: where a disc is cut: not assessable by design).
 MIN_ASSESSED = 0.8
 
-REPO = default_model_repository()
-HAVE_MODELS = all((REPO / m / "1" / "model.onnx").is_file() for m in ("spine_localizer_3d", "vertebra_detector_2d"))
-
 
 @pytest.fixture(scope="module")
 def pipeline() -> Pipeline:
-    if not HAVE_MODELS:
-        if os.environ.get("CI"):
-            pytest.fail("model_repository lacks the committed ONNX models")
-        pytest.skip("model_repository lacks the ONNX models")
-    pipe = Pipeline(REPO)
+    pipe = Pipeline(require_committed_models())
     yield pipe
     pipe.close()
 
@@ -80,7 +72,8 @@ def test_golden_study(golden_runs: dict[int, tuple[StudyRecord, StudyRecord]], s
     assert precision >= MIN_PRECISION, f"precision {precision:.2f}"
     ce = [np.linalg.norm(truth.vertebrae[t].center - pred.vertebrae[p].center) for t, p in m.pairs]
     ke = [
-        np.linalg.norm(truth.vertebrae[t].keypoints - pred.vertebrae[p].keypoints, axis=1).mean() for t, p in m.pairs
+        np.linalg.norm(truth.vertebrae[t].keypoints - pred.vertebrae[p].keypoints, axis=1).mean()
+        for t, p in m.pairs
     ]
     assert np.mean(ce) <= MAX_MEAN_CENTRE_ERROR_MM, f"centre error {np.mean(ce):.2f} mm"
     assert np.mean(ke) <= MAX_MEAN_KEYPOINT_ERROR_MM, f"keypoint error {np.mean(ke):.2f} mm"
@@ -108,7 +101,9 @@ def test_golden_study(golden_runs: dict[int, tuple[StudyRecord, StudyRecord]], s
     assert np.mean(herr) <= MAX_MEAN_HEIGHT_ERROR_MM, f"mean height error {np.mean(herr):.2f} mm"
 
 
-def test_golden_moderate_and_severe_fractures(golden_runs: dict[int, tuple[StudyRecord, StudyRecord]]) -> None:
+def test_golden_moderate_and_severe_fractures(
+    golden_runs: dict[int, tuple[StudyRecord, StudyRecord]],
+) -> None:
     found = total = 0
     for seed, (truth, pred) in golden_runs.items():
         for t, p in match_study(truth, pred, str(seed)).pairs:
@@ -126,7 +121,9 @@ def test_no_spine_volume(pipeline: Pipeline) -> None:
     z, y, x = np.mgrid[0:40, 0:96, 0:96]
     arr = np.where((y - 48) ** 2 + (x - 48) ** 2 < 40**2, 0, -1000).astype(np.int16)
     aff = np.array([[0, 0, 3.0, -144], [0, 3.0, 0, -144], [-5.0, 0, 0, 0], [0, 0, 0, 1]])
-    rec = pipeline.run(Volume(arr, aff, SeriesInfo(study_instance_uid="1.2.3", series_instance_uid="1.2.3.4"))).record
+    rec = pipeline.run(
+        Volume(arr, aff, SeriesInfo(study_instance_uid="1.2.3", series_instance_uid="1.2.3.4"))
+    ).record
     assert rec.status == "no_spine"
     assert rec.vertebrae == []
     assert rec.patient_fracture_probability == 0.0

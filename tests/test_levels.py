@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
@@ -11,12 +9,13 @@ from spinevcf.anchors import CostalEvidence, find_costal
 from spinevcf.detector import Detection
 from spinevcf.evaluate import match_study
 from spinevcf.levels import CONFIDENT_LEVEL, level_status, name_from_evidence, shift_posterior
-from spinevcf.pipeline import Pipeline, default_model_repository
+from spinevcf.pipeline import Pipeline
 from spinevcf.ribs import PAD_HU, RibEvidence, find_ribs, shift_labels
 from spinevcf.schema import LEVELS
 from spinevcf.synth import SynthConfig, generate_case
 from spinevcf.synth.case import SyntheticCase
 from spinevcf.volume import Volume
+from tests.committed_models import require_committed_models
 from tests.test_ribs import truth_detections
 
 #: Seed reserved for this module (not used in training, calibration or evaluation).
@@ -25,11 +24,6 @@ CUT_SEED = 990031
 CUT_MM = 40.0
 #: Padding value of the cut study (a common scanner value outside the reconstructed field).
 PAD_VALUE = -2048
-
-REPO = default_model_repository()
-HAVE_MODELS = all(
-    (REPO / m / "1" / "model.onnx").is_file() for m in ("spine_localizer_3d", "vertebra_detector_2d")
-)
 
 
 def labelled(labels: list[str]) -> list[Detection]:
@@ -207,12 +201,8 @@ def test_pipeline_cut_ribs_never_confidently_wrong(cut_case: tuple[SyntheticCase
 
     (Before the padding check every name moved away from the thoracic levels: 0 right.)
     """
-    if not HAVE_MODELS:
-        if os.environ.get("CI"):
-            pytest.fail("model_repository lacks the committed ONNX models")
-        pytest.skip("model_repository lacks the ONNX models")
     case, cut = cut_case
-    pipe = Pipeline(REPO)
+    pipe = Pipeline(require_committed_models())
     try:
         rec = pipe.run(cut).record
         dets = pipe.detect(pipe.reformat(cut, pipe.localize(cut)), cut)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 
 import numpy as np
@@ -12,19 +11,17 @@ from spinevcf.detector import Detection
 from spinevcf.evaluate import match_study
 from spinevcf.geometry.cpr import CPRImage, make_cpr
 from spinevcf.geometry.curve import SpineCurve
-from spinevcf.pipeline import Pipeline, default_model_repository
+from spinevcf.pipeline import Pipeline
 from spinevcf.ribs import RibEvidence, anchor_levels, find_ribs, is_rib_bearing_level
 from spinevcf.schema import LEVELS
 from spinevcf.synth import SynthConfig, generate_case
 from spinevcf.synth.case import SyntheticCase
 from spinevcf.volume import Volume
+from tests.committed_models import require_committed_models
 
 #: Seeds reserved for this module (not used in training, calibration or evaluation).
 RIB_SEED = 990021
 SHIFT_SEED = 990022
-
-REPO = default_model_repository()
-HAVE_MODELS = all((REPO / m / "1" / "model.onnx").is_file() for m in ("spine_localizer_3d", "vertebra_detector_2d"))
 
 
 def flat_probs() -> np.ndarray:
@@ -238,16 +235,13 @@ class ShiftedLevels:
 
 
 def test_pipeline_anchor_corrects_a_detector_that_counts_wrong() -> None:
-    if not HAVE_MODELS:
-        if os.environ.get("CI"):
-            pytest.fail("model_repository lacks the committed ONNX models")
-        pytest.skip("model_repository lacks the ONNX models")
+    repo = require_committed_models()
     case = generate_case(SHIFT_SEED, SynthConfig(fov="thoracolumbar", metal_rate=0.0))  # no screws
-    base = Pipeline(REPO)
+    base = Pipeline(repo)
     try:
         accuracy = {}
         for anchor in (False, True):
-            pipe = Pipeline(REPO, backend=ShiftedLevels(base.backend, -2), rib_anchor=anchor)
+            pipe = Pipeline(repo, backend=ShiftedLevels(base.backend, -2), rib_anchor=anchor)
             rec = pipe.run(case.volume).record
             m = match_study(case.truth, rec)
             assert len(m.pairs) >= 0.9 * len(case.truth.vertebrae)

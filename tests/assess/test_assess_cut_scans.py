@@ -10,18 +10,12 @@ depend on it.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from spinevcf.evaluate import match_study
-from spinevcf.pipeline import Pipeline, default_model_repository
+from spinevcf.pipeline import Pipeline
 from spinevcf.synth import SynthConfig, generate_case
-
-REPO = default_model_repository()
-HAVE_MODELS = all(
-    (REPO / m / "1" / "model.onnx").is_file() for m in ("spine_localizer_3d", "vertebra_detector_2d")
-)
+from tests.committed_models import require_committed_models
 
 #: (seed, slice thickness mm): seeds reserved for this test.
 CUT_CASES = ((995001, 1.0), (995002, 2.5), (995003, 5.0))
@@ -29,11 +23,7 @@ CUT_CASES = ((995001, 1.0), (995002, 2.5), (995003, 5.0))
 
 @pytest.fixture(scope="module")
 def pipeline() -> Pipeline:
-    if not HAVE_MODELS:
-        if os.environ.get("CI"):
-            pytest.fail("model_repository lacks the committed ONNX models")
-        pytest.skip("model_repository lacks the ONNX models")
-    pipe = Pipeline(REPO)
+    pipe = Pipeline(require_committed_models())
     yield pipe
     pipe.close()
 

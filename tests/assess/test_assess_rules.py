@@ -7,7 +7,6 @@ reconstruction circle) and checks the verdict and its reason.
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 
 import numpy as np
@@ -16,14 +15,11 @@ import pytest
 from spinevcf.assess import assess_bodies
 from spinevcf.evaluate import match_study
 from spinevcf.grading import heights_from_keypoints
-from spinevcf.pipeline import Pipeline, default_model_repository
+from spinevcf.pipeline import Pipeline
 from spinevcf.synth import SynthConfig, generate_case
 from spinevcf.volume import Volume
+from tests.committed_models import require_committed_models
 
-REPO = default_model_repository()
-HAVE_MODELS = all(
-    (REPO / m / "1" / "model.onnx").is_file() for m in ("spine_localizer_3d", "vertebra_detector_2d")
-)
 #: Seed reserved for this test: a 3 mm thoracic scan whose ends cut vertebral bodies.
 SEED = 995004
 THICKNESS_MM = 3.0
@@ -31,11 +27,7 @@ THICKNESS_MM = 3.0
 
 @pytest.fixture(scope="module")
 def run():
-    if not HAVE_MODELS:
-        if os.environ.get("CI"):
-            pytest.fail("model_repository lacks the committed ONNX models")
-        pytest.skip("model_repository lacks the ONNX models")
-    pipe = Pipeline(REPO)
+    pipe = Pipeline(require_committed_models())
     case = generate_case(SEED, SynthConfig(edge="cut", slice_thickness=THICKNESS_MM, fov="thoracic"))
     curve = pipe.localize(case.volume)
     assert curve is not None

@@ -27,6 +27,7 @@ if str(ROOT) not in sys.path:  # `export` lives at the repository root, outside 
     sys.path.insert(0, str(ROOT))
 
 from export.random_checkpoint import export_random_repository  # noqa: E402
+from tests.committed_models import require_committed_models  # noqa: E402
 
 TRITON_SCRIPTS = ROOT / "scripts" / "triton"
 TRITON_VENV = ROOT / ".triton-venv"
@@ -149,9 +150,5 @@ def serve_repository(repository: Path, base: Path) -> Iterator[TritonServer]:
 @pytest.fixture(scope="session")
 def committed_triton_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
     """A tritonserver serving the committed ``model_repository`` (trained models)."""
-    repo = ROOT / "model_repository"
-    if not all((repo / m / "1" / "model.onnx").is_file() for m in ("spine_localizer_3d", "vertebra_detector_2d")):
-        if os.environ.get("CI"):
-            pytest.fail("model_repository lacks the committed ONNX models")
-        pytest.skip("model_repository lacks the committed ONNX models")
+    repo = require_committed_models()
     yield from serve_repository(repo, tmp_path_factory.mktemp("triton_committed"))
