@@ -173,6 +173,18 @@ class CostalEvidence:
         """``(n + 1,)`` whether both sides of the window were observed."""
         return self.observed.all(axis=1)
 
+    @property
+    def readable(self) -> npt.NDArray[np.bool_]:
+        """``(n + 1,)`` whether the rib-head reading of a body says something: both sides seen
+        and neither side's bone reaching beyond :data:`MAX_RIB_BULGE_MM`.
+
+        Bone that far out beside a body (a transverse process or a rib merging with it, an
+        ala, a calcified vessel or the edge of a small reconstruction) would hide a rib head
+        behind it, so "no rib head" cannot be read there (the sacral-ala reading of the body
+        below the last detection uses :attr:`seen`).
+        """
+        return self.seen & ~(self.bulge_mm > MAX_RIB_BULGE_MM).any(axis=1)
+
 
 def body_boxes(cpr: CPRImage, detections: Sequence[Detection]) -> list[BodyBox]:
     """The :class:`BodyBox` of each detection (keypoints in :data:`KEYPOINT_NAMES` order)."""

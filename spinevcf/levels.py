@@ -35,8 +35,16 @@ import numpy as np
 from spinevcf.anchors import CostalEvidence, find_costal
 from spinevcf.detector import Detection, assign_levels
 from spinevcf.geometry.cpr import CPRImage
-from spinevcf.ribs import MAX_SHIFT, SHIFT_PENALTY, RibEvidence, best_shift, find_ribs
-from spinevcf.ribs import _log_likelihood as rib_log_likelihood
+from spinevcf.ribs import (
+    MAX_SHIFT,
+    P_SIDES_ELSEWHERE,
+    P_SIDES_LEVEL,
+    P_SIDES_THORACIC,
+    SHIFT_PENALTY,
+    RibEvidence,
+    best_shift,
+    find_ribs,
+)
 from spinevcf.schema import LEVELS
 from spinevcf.volume import Volume
 
@@ -80,10 +88,16 @@ P_ALAR: dict[str, tuple[float, float, float]] = {
 #: Names after L5 (not detector levels): the sacral segments, for the body below the last
 #: detection and for a mobile first sacral segment.
 SACRAL_LEVELS: tuple[str, ...] = ("S1", "S2")
-#: Log-prior cost of naming the last detection S1, a mobile (lumbarised) first sacral
-#: segment: six lumbar-type bodies, about 5 % of people (``-log 0.05``). Such a body is
-#: scored as lumbar and left unnamed (it has no name in C1-L5).
-LUMBARISED_PENALTY = 3.0
+
+#: Prior of the number of rib pairs (the last rib-bearing vertebra is T11, T12 or L1).
+#: Whole-spine CT, counted from C1: 11 pairs (no 12th rib) in 107 of 1,340 patients
+#: (8 %) and lumbar ribs in 0.4-5.8 % (Yun et al., Korean J Radiol 2018;19:1140; Nakajima
+#: et al., Insights Imaging 2014;5:77; docs/levels.md); rounded.
+P_RIB_PAIRS: dict[int, float] = {11: 0.06, 12: 0.91, 13: 0.03}
+#: Prior of the lumbosacral junction: a lumbarised S1 (a sixth mobile lumbar-type body) in
+#: 4.0-6.2 %, a sacralised L5 (four mobile lumbar bodies) in 2.7-12.3 % of whole-spine CTs
+#: (Nakajima et al. 2014; Chalian et al. / PMID 40381031, Skeletal Radiol 2025); rounded.
+P_LUMBOSACRAL: dict[str, float] = {"normal": 0.90, "lumbarised_s1": 0.05, "sacralised_l5": 0.05}
 
 
 def _extended_name(j: int) -> str:
@@ -94,6 +108,49 @@ def _extended_name(j: int) -> str:
 def _level_class(level: str, table: dict[str, tuple[float, float, float]]) -> tuple[float, float, float]:
     """The row of ``table`` for ``level``: its own (``"T1"``) or its region's (``"T"``)."""
     return table.get(level, table[level[0]])
+
+
+def _last_rib_bearing(rib_pairs: int) -> str:
+    """The most caudal rib-bearing vertebra with ``rib_pairs`` pairs (T11, T12 or L1)."""
+    return LEVELS[LEVELS.index("T1") + rib_pairs - 1]
+
+
+def _costal_role(name: str, rib_pairs: int) -> str:
+    """The :data:`P_COSTAL` row of the body called ``name`` in a spine with ``rib_pairs`` pairs.
+
+    The first rib-bearing body reads as ``"T1"``, the last as ``"T12"`` (the short last
+    rib), the ones between as ``"T"``; bodies without ribs as their region (``"C"``, ``"L"``,
+    ``"S"``; a mobile S1 is a lumbar-type body and reads as ``"S"``'s equal row).
+    """
+    last = _last_rib_bearing(rib_pairs)
+    if name == "T1":
+        return "T1"
+    if name == last:
+        return "T12"
+    if name in LEVELS and LEVELS.index("T1") < LEVELS.index(name) < LEVELS.index(last):
+        return "T"
+    return "L" if name[0] == "T" else name[0]
+
+
+def _rib_row(name: str, rib_pairs: int) -> tuple[float, float, float]:
+    """``P(ribs found on 0, 1, 2 sides)`` (:mod:`spinevcf.ribs` tables) for that body."""
+    role = _costal_role(name, rib_pairs)
+    if role in ("T1", "T12"):
+        return P_SIDES_LEVEL[role]
+    return P_SIDES_THORACIC if role == "T" else P_SIDES_ELSEWHERE
+
+
+def _alar_role(name: str, lumbosacral: str) -> str:
+    """The :data:`P_ALAR` row of the body called ``name`` below the last detection.
+
+    The alae lie beside the first sacral segment: S1 normally, S2 below a lumbarised (mobile)
+    S1, L5 when it is sacralised.
+    """
+    if lumbosacral == "lumbarised_s1" and name == "S1":
+        return "L"
+    if lumbosacral == "sacralised_l5" and name == "L5":
+        return "S"
+    return name[0]
 
 
 #: A level name whose confidence is at least this is "confident"; below, "uncertain".
@@ -148,7 +205,7 @@ def shift_scores(
     for i, _ in idx:
         if ribs.observed[i]:
             terms.append((i, "rib", int(ribs.sides[i])))
-        elif costal is not None and costal_sides is not None and costal.seen[i] and not ribs.near_metal[i]:
+        elif costal is not None and costal_sides is not None and costal.readable[i] and not ribs.near_metal[i]:
             terms.append((i, "costal", int(costal_sides[i])))
     level_of = dict(idx)
     alar = None
@@ -159,19 +216,27 @@ def shift_scores(
     hi = len(LEVELS) - last  # the last body may be a mobile S1 (lumbarised)
     scores: dict[int, float] = {}
     for k in sorted(range(max(lo, -MAX_SHIFT), min(hi, MAX_SHIFT) + 1), key=abs):
-        score = -SHIFT_PENALTY * abs(k)
-        if last + k >= len(LEVELS):
-            score -= LUMBARISED_PENALTY
-        for i, reading, sides in terms:
-            name = _extended_name(level_of[i] + k)
-            if reading == "rib":
-                score += rib_log_likelihood(sides, name)
-            else:
-                score += float(np.log(_level_class(name, P_COSTAL)[min(sides, 2)]))
-        if alar is not None:
-            below = _extended_name(level_of[n - 1] + k + 1)
-            score += float(np.log(_level_class(below, P_ALAR)[min(alar, 2)]))
-        scores[k] = score
+        # Marginalise the transitional anatomy: the rib count moves the last rib-bearing
+        # body, the lumbosacral junction the alae and whether a mobile S1 can exist.
+        joint: list[float] = []
+        for pairs, p_pairs in P_RIB_PAIRS.items():
+            body = 0.0
+            for i, reading, sides in terms:
+                name = _extended_name(level_of[i] + k)
+                if reading == "rib":
+                    row = _rib_row(name, pairs)
+                else:
+                    row = _level_class(_costal_role(name, pairs), P_COSTAL)
+                body += float(np.log(row[min(sides, 2)]))
+            for junction, p_junction in P_LUMBOSACRAL.items():
+                if last + k >= len(LEVELS) and junction != "lumbarised_s1":
+                    continue  # a mobile body past L5 exists only with a lumbarised S1
+                total = body + float(np.log(p_pairs * p_junction))
+                if alar is not None:
+                    below = _extended_name(level_of[n - 1] + k + 1)
+                    total += float(np.log(_level_class(_alar_role(below, junction), P_ALAR)[min(alar, 2)]))
+                joint.append(total)
+        scores[k] = -SHIFT_PENALTY * abs(k) + float(np.logaddexp.reduce(joint))
     return scores
 
 
@@ -186,7 +251,7 @@ def shift_posterior(
         ...         for r, lab in ((0.0, "T11"), (25.0, "T12"), (50.0, "L1"))]
         >>> post = shift_posterior(dets, RibEvidence([], np.array([2, 2, 0]), np.array([0.0, 25, 50])))
         >>> round(post[0], 2)  # the last rib-bearing body is T12: the offset is pinned
-        0.93
+        0.89
     """
     scores = shift_scores(detections, ribs, costal)
     if not scores:

@@ -10,7 +10,7 @@ HU ranges follow common CT reference values (fat -120..-60, muscle 35..60, lung
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 __all__ = [
     "BodySize",
@@ -342,7 +342,33 @@ HELDOUT_FAMILY = AnatomyFamily(
     p_sacralised_l5=0.05,
 )
 
+#: Prevalence of each transitional variant in the ``"transitional"`` validation family: far
+#: above the population's (about 5 % each, docs/levels.md) so that a set of 40 studies holds
+#: enough of them to show how the level naming behaves where the ribs or the sacrum count wrong.
+TRANSITIONAL_VALIDATION_RATE = 0.15
+
+#: The default anatomy with transitional variants (11 or 13 rib pairs, lumbarised S1,
+#: sacralised L5) at :data:`TRANSITIONAL_VALIDATION_RATE` each: validation of the level
+#: naming's handling of transitional anatomy without touching the held-out family.
+#: ... and of a mobile S1 (a lumbarised sacrum) there: a slightly smaller L5 (as the
+#: held-out family's S1 against its L5), lordotic like L5, a thinner disc below.
+TRANSITIONAL_FAMILY = replace(
+    DEFAULT_FAMILY,
+    name="transitional",
+    body_sizes={**BODY_SIZES, "S1": BodySize(24.5, 51.0, 35.0)},
+    wedge={**PHYSIOLOGICAL_WEDGE, "S1": PHYSIOLOGICAL_WEDGE["L5"]},
+    disc_height_below={**DISC_HEIGHT_BELOW, "S1": 7.0},
+    p_11_ribs=TRANSITIONAL_VALIDATION_RATE,
+    p_13_ribs=TRANSITIONAL_VALIDATION_RATE,
+    p_lumbarised_s1=TRANSITIONAL_VALIDATION_RATE,
+    p_sacralised_l5=TRANSITIONAL_VALIDATION_RATE,
+)
+
 #: Anatomy families by name.
-FAMILY_TABLES: dict[str, AnatomyFamily] = {"default": DEFAULT_FAMILY, "heldout": HELDOUT_FAMILY}
+FAMILY_TABLES: dict[str, AnatomyFamily] = {
+    "default": DEFAULT_FAMILY,
+    "heldout": HELDOUT_FAMILY,
+    "transitional": TRANSITIONAL_FAMILY,
+}
 #: Height (mm) of the fused L5-S1 junction of a sacralised L5 (a bony bridge, no disc).
 SACRALISED_JUNCTION_MM: tuple[float, float] = (1.0, 2.0)

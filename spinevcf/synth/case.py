@@ -70,17 +70,40 @@ def case_uids(seed: int) -> dict[str, str]:
     }
 
 
+#: Samples of the body surface in :func:`_inside_fraction`: angles around the elliptic
+#: wall, heights up the wall, and rings on the end faces.
+_SURFACE_ANGLES = 24
+_SURFACE_HEIGHTS = 5
+_SURFACE_RINGS = (0.0, 0.5, 1.0)
+
+
+def _body_surface_local(vb: Vertebra) -> npt.NDArray[np.float64]:
+    """Points on the body's own surface in local (u, v, w) mm: its elliptic wall
+    (``half_width`` x ``half_depth``) from ``-max_half_height`` to ``+max_half_height``, and
+    rings on both end faces. The cylinder encloses the body (whose endplates lie inside
+    ``max_half_height`` and whose section is the ellipse less a posterior notch).
+    """
+    t = np.linspace(0.0, 2.0 * np.pi, _SURFACE_ANGLES, endpoint=False)
+    cu, cv = np.cos(t) * vb.half_width, np.sin(t) * vb.half_depth
+    h = vb.max_half_height
+    wall = [np.stack([cu, cv, np.full_like(t, w)], axis=1) for w in np.linspace(-h, h, _SURFACE_HEIGHTS)]
+    faces = [
+        np.stack([r * cu, r * cv, np.full_like(t, w)], axis=1) for r in _SURFACE_RINGS for w in (-h, h)
+    ]
+    return np.concatenate(wall + faces)
+
+
 def _inside_fraction(
     vb: Vertebra, aff: npt.NDArray[np.float64], shape: tuple[int, ...], circle: bool
 ) -> float:
-    """Fraction of points on the body's bounding box surface inside the scanned volume."""
-    g = np.linspace(-1.0, 1.0, 5)
-    uu, vv, ww = np.meshgrid(g, g, g, indexing="ij")
-    surf = (np.abs(uu) == 1) | (np.abs(vv) == 1) | (np.abs(ww) == 1)
-    loc = np.stack(
-        [uu[surf] * vb.half_width, vv[surf] * vb.half_depth, ww[surf] * vb.max_half_height], axis=1
-    )
-    pts = vb.to_global(loc)
+    """Fraction of points on the body's surface (:func:`_body_surface_local`) inside the
+    scanned volume (and inside the reconstruction circle when ``circle``).
+
+    Until generator 1.3 the points were the corners and faces of the body's bounding box,
+    whose corners lie outside the elliptic body: a body whose box corner passed the image
+    edge was called cut although none of it was.
+    """
+    pts = vb.to_global(_body_surface_local(vb))
     inv = np.linalg.inv(aff)
     idx = pts @ inv[:3, :3].T + inv[:3, 3]
     ok = np.all((idx >= -0.5) & (idx <= np.asarray(shape) - 0.5), axis=1)

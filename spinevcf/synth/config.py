@@ -30,8 +30,10 @@ FOV_PRESETS: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
 #: and last slice centres fall inside a vertebral body at both ends).
 EDGES: tuple[str, ...] = ("margin", "cut")
 #: Anatomy families: ``"default"`` (training, calibration, model choice and ``make
-#: evaluate``) and ``"heldout"`` (generalisation measurement only, never for training).
-FAMILIES: tuple[str, ...] = ("default", "heldout")
+#: evaluate``), ``"heldout"`` (generalisation measurement only, never for training) and
+#: ``"transitional"`` (the default anatomy with frequent transitional variants: validation
+#: of the level naming).
+FAMILIES: tuple[str, ...] = ("default", "heldout", "transitional")
 #: Centres of a small targeted in-plane reconstruction.
 FOV_CENTRES: tuple[str, ...] = ("spine", "aorta")
 #: Allowed in-plane reconstruction diameters (mm) of ``inplane_fov_mm``.

@@ -33,7 +33,7 @@ __all__ = ["Phantom", "sample_phantom", "LABEL_NAMES", "GENERATOR_VERSION"]
 log = logging.getLogger(__name__)
 
 #: Version of the generator's anatomy and rendering (stored in truth.json ``extra``).
-GENERATOR_VERSION: str = "1.3"
+GENERATOR_VERSION: str = "1.4"
 
 #: Names of the label values of :meth:`Phantom.render_labels`.
 LABEL_NAMES: dict[int, str] = {
