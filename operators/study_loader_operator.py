@@ -8,14 +8,9 @@ from typing import Any
 
 from monai.deploy.core import Fragment, InputContext, OperatorSpec, OutputContext
 
-from operators._sdk import defer_import
 from operators.run_state import RunState
 from operators.stage_operator import StageOperator
-
-# The package's __init__ also exports the NIfTI/MHA reader, which imports SimpleITK (about
-# 0.2 s, issue 15); a DICOM study never needs it, so it runs only if something uses it.
-defer_import("spinevcf.io")
-from spinevcf.io.dicom import load_study  # noqa: E402
+from spinevcf.io.dicom import load_study  # spinevcf.io loads its NIfTI reader (SimpleITK) on use only
 
 __all__ = ["StudyLoaderOperator"]
 
