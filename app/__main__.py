@@ -7,6 +7,7 @@ Triton server, unwritable output).
 
 from __future__ import annotations
 
+import gc
 import sys
 
 from app.app import SpineVCFApp
@@ -20,6 +21,13 @@ def main() -> int:
     except SpineVCFError as exc:
         sys.stderr.write(f"spinevcf: error: {exc}\n")
         return exc.exit_code
+    finally:
+        # The process ends here: keep the interpreter's shutdown from running the cyclic
+        # garbage collector over every object still alive (the imported modules, highdicom's
+        # standard tables of ~300 000 objects): about 0.2-0.4 s of the process (issue 15).
+        # Objects are still finalised and files closed as usual; only cycles among them are
+        # left to the operating system.
+        gc.freeze()
     return 0
 
 

@@ -60,7 +60,12 @@ class SpineVCFApp(Application):
             s.model_repository, triton_url=s.triton_url, triton_protocol=s.triton_protocol
         )
         loader = StudyLoaderOperator(
-            self, CountCondition(self, 1), input_folder=s.input_folder, state=self.state, name="study_loader"
+            self,
+            CountCondition(self, 1),
+            input_folder=s.input_folder,
+            state=self.state,
+            block_sums_mm=self.pipeline.localizer_config.spacing_mm,
+            name="study_loader",
         )
         localizer = SpineLocalizerOperator(
             self, pipeline=self.pipeline, state=self.state, name="spine_localizer"

@@ -8,14 +8,9 @@ from typing import Any
 
 from monai.deploy.core import Fragment, InputContext, OperatorSpec, OutputContext
 
-from operators._sdk import defer_import
 from operators.run_state import RunState
 from operators.stage_operator import StageOperator
-
-# The package's __init__ also exports the NIfTI/MHA reader, which imports SimpleITK (about
-# 0.2 s, issue 15); a DICOM study never needs it, so it runs only if something uses it.
-defer_import("spinevcf.io")
-from spinevcf.io.dicom import load_study  # noqa: E402
+from spinevcf.io.dicom import load_study  # spinevcf.io loads its NIfTI reader (SimpleITK) on use only
 
 __all__ = ["StudyLoaderOperator"]
 
@@ -45,6 +40,9 @@ class StudyLoaderOperator(StageOperator):
         input_folder: folder holding the study's DICOM files (searched recursively).
         state: the run state shared by all operators.
         max_bytes: refuse series whose int16 volume would need more bytes than this.
+        block_sums_mm: grid spacing of the localizer: its in-plane block sums are made
+            while the slices are decoded (:func:`spinevcf.io.dicom.load_series`); ``None``:
+            the localizer resamples the full volume (same values).
     """
 
     stage_name = "load"
@@ -56,11 +54,13 @@ class StudyLoaderOperator(StageOperator):
         input_folder: Path,
         state: RunState,
         max_bytes: int | None = None,
+        block_sums_mm: float | None = None,
         **kwargs: Any,
     ) -> None:
         self.output_name_volume = "volume"
         self.input_folder = Path(input_folder)
         self.max_bytes = max_bytes
+        self.block_sums_mm = block_sums_mm
         super().__init__(fragment, *args, state=state, **kwargs)
 
     def setup(self, spec: OperatorSpec) -> None:
@@ -69,7 +69,7 @@ class StudyLoaderOperator(StageOperator):
 
     def process(self, op_input: InputContext, op_output: OutputContext) -> None:
         """Load the study and emit its volume."""
-        volume = load_study(self.input_folder, max_bytes=self.max_bytes)
+        volume = load_study(self.input_folder, max_bytes=self.max_bytes, block_sums_mm=self.block_sums_mm)
         spacing = ", ".join(f"{s:.2f}" for s in volume.spacing)
         log.info("loaded CT volume: shape %s, spacing (%s) mm", volume.shape, spacing)
         op_output.emit(volume, self.output_name_volume)

@@ -569,7 +569,7 @@ def measure_inprocess(study: Path, model_repository: Path | None, repeats: int, 
         for i in range(warmup + repeats):
             timed = i >= warmup
             t0 = time.perf_counter()
-            volume = load_study(study)
+            volume = load_study(study, block_sums_mm=pipeline.localizer_config.spacing_mm)
             t_load = time.perf_counter() - t0
             # Localizer preprocessing alone (what `localize` spends before the model call),
             # timed on its own call: not counted in the end-to-end total.

@@ -313,7 +313,8 @@ def process_study(input_dir: Path | str, output_dir: Path | str, pipeline: Pipel
     from spinevcf.io.dicom import load_study
 
     t = time.perf_counter()
-    volume = load_study(Path(input_dir))
+    # The localizer's in-plane block sums are made while the slices are decoded (same input).
+    volume = load_study(Path(input_dir), block_sums_mm=pipeline.localizer_config.spacing_mm)
     load_s = time.perf_counter() - t
     result = pipeline.run(volume)
     result.timings_s = {"load": load_s, **result.timings_s}

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from spinevcf.decimate import BlockSums
 
 __all__ = ["Volume", "SeriesInfo"]
 
@@ -49,6 +52,10 @@ class Volume:
         array: voxel values in HU (int16 or float32).
         affine: 4x4 index-to-LPS matrix.
         info: identifiers of the source series.
+        block_sums: in-plane block sums of ``array`` made while it was decoded
+            (:mod:`spinevcf.decimate`), used by the localizer's resampling; ``None``
+            when not made. They describe ``array`` as loaded: code that changes
+            ``array`` in place must set this to ``None``.
 
     Example:
         >>> v = Volume(np.zeros((2, 3, 4), np.int16), np.eye(4))
@@ -59,6 +66,7 @@ class Volume:
     array: npt.NDArray[Any]
     affine: npt.NDArray[np.float64]
     info: SeriesInfo = field(default_factory=SeriesInfo)
+    block_sums: BlockSums | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.array.ndim != 3:

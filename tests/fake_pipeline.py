@@ -21,6 +21,7 @@ import numpy as np
 
 from spinevcf.geometry.cpr import CPRImage, make_cpr
 from spinevcf.geometry.curve import SpineCurve
+from spinevcf.localizer import LocalizerConfig
 from spinevcf.pipeline import Pipeline, PipelineResult
 from spinevcf.schema import StudyRecord
 from spinevcf.volume import Volume
@@ -46,6 +47,8 @@ class FakePipeline:
     """
 
     model_version = "fake-pipeline"
+    #: Read by the application for the loader's decode-time block sums (as of a real pipeline).
+    localizer_config = LocalizerConfig()
 
     def __init__(self, *args: Any, spine: bool, **kwargs: Any) -> None:
         self.spine = spine

@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from spinevcf.decimate import BlockSums, antialias_factors, usable_block_sums
 from spinevcf.volume import Volume
 
 __all__ = ["resample_to_grid", "grid_affine_for", "pad_to_multiple", "block_mean", "AIR_HU"]
@@ -118,6 +119,17 @@ def block_mean(array: npt.NDArray[np.generic], factors: tuple[int, int, int]) ->
     return out
 
 
+def _block_mean_from_sums(block_sums: BlockSums, factors: tuple[int, int, int]) -> npt.NDArray[np.float32]:
+    """:func:`block_mean` of the volume whose in-plane block sums are ``block_sums`` (same values)."""
+    f0 = int(factors[0])
+    keep0 = (block_sums.sums.shape[0] // f0) * f0
+    if keep0 == 0:
+        raise ValueError(f"axis 0 of size {block_sums.sums.shape[0]} is smaller than the block {f0}")
+    out = _block_sum(block_sums.sums[:keep0], (f0, 1, 1))
+    out *= np.float32(1.0 / float(np.prod([int(k) for k in factors])))
+    return out
+
+
 def _block_sum(arr: npt.NDArray[np.generic], factors: tuple[int, int, int]) -> npt.NDArray[np.float32]:
     """Sum over blocks of ``factors`` of an array whose shape is a multiple of them.
 
@@ -174,19 +186,25 @@ def resample_to_grid(
     if order not in (0, 1, 3):
         raise ValueError(f"order must be 0, 1 or 3, got {order}")
     grid_affine, shape = grid_affine_for(volume, spacing_mm)
-    factors = (1, 1, 1)
+    factors: tuple[int, int, int] = (1, 1, 1)
     if antialias:
-        factors = tuple(max(1, int(np.floor(spacing_mm / sp + _EDGE_TOL))) for sp in volume.spacing)
-        factors = tuple(min(f, n) for f, n in zip(factors, volume.shape, strict=True))
+        factors = antialias_factors(volume.spacing, volume.shape, spacing_mm)
     f = np.asarray(factors, dtype=np.float64)
+    averaged = any(k > 1 for k in factors)
+    # In-plane block sums made while the volume was decoded (spinevcf.decimate): the same
+    # values as summing the full volume here, without reading it again.
+    sums = usable_block_sums(volume.block_sums, volume.shape, factors) if averaged else None
 
     # Grid index -> original index (affine, since both maps are affine).
     to_index = np.linalg.inv(volume.affine) @ grid_affine
     perm = _axis_permutation(to_index) if order == 1 else None
     if perm is not None and _axis_order(volume.shape)[-1] == 0:
-        out = _resample_separable_slabs(volume.array, factors, to_index, perm, shape, fill_hu)
+        out = _resample_separable_slabs(volume.array, factors, to_index, perm, shape, fill_hu, sums)
     else:
-        src = block_mean(volume.array, factors) if any(f > 1 for f in factors) else volume.array
+        if sums is not None:
+            src = _block_mean_from_sums(sums, factors)
+        else:
+            src = block_mean(volume.array, factors) if averaged else volume.array
         if perm is not None:
             out = _resample_separable(src, to_index, perm, shape, volume.shape, f, fill_hu)
         else:
@@ -284,6 +302,7 @@ def _resample_separable_slabs(
     perm: list[int],
     shape: tuple[int, int, int],
     fill_hu: float,
+    block_sums: BlockSums | None = None,
 ) -> npt.NDArray[np.float32]:
     """:func:`block_mean` + :func:`_resample_separable` fused, slab by slab along axis 0.
 
@@ -292,7 +311,9 @@ def _resample_separable_slabs(
     in-plane while it is in the CPU caches, instead of writing the whole block mean out and
     reading it back for each in-plane interpolation. Every output value goes through the
     same float32 operations in the same order as the unfused path, so the result is
-    identical (``tests/geometry/test_resample_grid.py``).
+    identical (``tests/geometry/test_resample_grid.py``). With ``block_sums`` (made while
+    decoding, :mod:`spinevcf.decimate`) only the slice axis is still summed here: the
+    in-plane sums are exact integers, hence the same values (``tests/test_decimate.py``).
     """
     source_shape = array.shape
     f = np.asarray(factors, dtype=np.float64)
@@ -312,7 +333,11 @@ def _resample_separable_slabs(
     for a in range(0, keep[0], step):
         b = min(keep[0], a + step)
         slab: npt.NDArray[np.generic] = array[a:b, : keep[1], : keep[2]]
-        if averaged:
+        if block_sums is not None:
+            summed = _block_sum(block_sums.sums[a:b], (fi[0], 1, 1))
+            summed *= scale
+            slab = summed
+        elif averaged:
             summed = _block_sum(slab, factors)
             summed *= scale
             slab = summed

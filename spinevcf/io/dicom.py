@@ -72,6 +72,7 @@ from pydicom.uid import (
 )
 from pydicom.valuerep import AMBIGUOUS_VR
 
+from spinevcf.decimate import plan_block_sums, sum_slice_blocks
 from spinevcf.errors import (
     DuplicateSliceError,
     GantryTiltError,
@@ -1189,7 +1190,37 @@ def default_max_bytes() -> int | None:
     return int(total * DEFAULT_MEMORY_FRACTION) if total > 0 else None
 
 
-def load_series(candidate: SeriesCandidate, *, max_bytes: int | None = None) -> Volume:
+def _decode_slice(
+    i: int, f: FrameRef, dec: _Decoder, out: npt.NDArray[Any], label: str
+) -> npt.NDArray[Any]:
+    """Decode frame ``f`` into slice ``i`` of ``out``; returns ``out`` (promoted to float32 when needed)."""
+    if out.dtype == np.int16 and _load_int16(f, dec, out[i]):
+        return out
+    raw = dec.raw(f)
+    if f.slope == 1.0 and f.intercept == 0.0 and raw.dtype == out.dtype:
+        out[i] = raw
+        return out
+    if out.dtype == np.int16:
+        tmp = raw.astype(np.int64) * int(f.slope) + int(f.intercept)
+        lo, hi = int(tmp.min()), int(tmp.max())
+        if lo < _INT16_MIN or hi > _INT16_MAX:
+            log.info("%s: values %d..%d do not fit int16, using float32", label, lo, hi)
+            out = out.astype(np.float32)
+        out[i] = tmp
+        return out
+    with np.errstate(over="ignore", invalid="ignore"):
+        out[i] = raw.astype(np.float64) * f.slope + f.intercept
+    if not np.isfinite(out[i]).all():
+        raise InputError(
+            f"{label}: file {f.path.name}: RescaleSlope/RescaleIntercept give values beyond the "
+            "float32 range; the Hounsfield units cannot be represented"
+        )
+    return out
+
+
+def load_series(
+    candidate: SeriesCandidate, *, max_bytes: int | None = None, block_sums_mm: float | None = None
+) -> Volume:
     """Decode a series into a :class:`Volume` of Hounsfield units.
 
     The geometry is checked first (:func:`check_series`), then pixel data presence and the
@@ -1201,6 +1232,10 @@ def load_series(candidate: SeriesCandidate, *, max_bytes: int | None = None) -> 
         candidate: a series from :func:`scan_folder`.
         max_bytes: refuse when the output array would need more bytes than this; ``None``:
             :func:`default_max_bytes` (a fraction of physical memory).
+        block_sums_mm: also sum each slice's in-plane blocks for resampling to this grid
+            spacing while the slice is decoded (``Volume.block_sums``,
+            :mod:`spinevcf.decimate`; the localizer's input is then made without reading
+            the whole volume again, with the same values); ``None``: not made.
 
     Returns:
         The volume, ``array`` of shape (slices, rows, columns), ``int16`` when every slope
@@ -1243,31 +1278,18 @@ def load_series(candidate: SeriesCandidate, *, max_bytes: int | None = None) -> 
             f"{label}: a {shape[0]}x{shape[1]}x{shape[2]} {dtype.name} volume needs {need} bytes, "
             "more than this machine can allocate"
         ) from exc
+    sums = None
+    if block_sums_mm is not None:
+        spacing = np.linalg.norm(geom.affine[:3, :3], axis=0)
+        sums = plan_block_sums(shape, spacing, block_sums_mm, dtype)
     dec = _Decoder(label)
     for i, f in enumerate(frames):
-        if out.dtype == np.int16 and _load_int16(f, dec, out[i]):
-            continue
-        raw = dec.raw(f)
-        if f.slope == 1.0 and f.intercept == 0.0 and raw.dtype == out.dtype:
-            out[i] = raw
-            continue
-        if out.dtype == np.int16:
-            tmp = raw.astype(np.int64) * int(f.slope) + int(f.intercept)
-            lo, hi = int(tmp.min()), int(tmp.max())
-            if lo < _INT16_MIN or hi > _INT16_MAX:
-                log.info("%s: values %d..%d do not fit int16, using float32", label, lo, hi)
-                out = out.astype(np.float32)
-                out[i] = tmp
+        out = _decode_slice(i, f, dec, out, label)
+        if sums is not None:
+            if out.dtype != np.int16:
+                sums = None  # promoted to float32: the resampling sums the volume itself
             else:
-                out[i] = tmp
-        else:
-            with np.errstate(over="ignore", invalid="ignore"):
-                out[i] = raw.astype(np.float64) * f.slope + f.intercept
-            if not np.isfinite(out[i]).all():
-                raise InputError(
-                    f"{label}: file {f.path.name}: RescaleSlope/RescaleIntercept give values beyond the "
-                    "float32 range; the Hounsfield units cannot be represented"
-                )
+                sum_slice_blocks(out[i], sums.factors, sums.sums[i])  # while the slice is cache-hot
     header = candidate.header
     info = SeriesInfo(
         study_instance_uid=candidate.study_instance_uid,
@@ -1294,10 +1316,12 @@ def load_series(candidate: SeriesCandidate, *, max_bytes: int | None = None) -> 
         np.round(np.linalg.norm(geom.affine[:3, :3], axis=0), 4).tolist(),
         geom.tilt_deg,
     )
-    return Volume(out, geom.affine, info)
+    return Volume(out, geom.affine, info, block_sums=sums)
 
 
-def load_study(folder: str | os.PathLike[str], *, max_bytes: int | None = None) -> Volume:
+def load_study(
+    folder: str | os.PathLike[str], *, max_bytes: int | None = None, block_sums_mm: float | None = None
+) -> Volume:
     """Scan ``folder``, select the diagnostic axial CT series and load it.
 
     Refuses (:class:`UnreadableFileError`) when the folder holds corrupt DICOM files whose
@@ -1306,6 +1330,7 @@ def load_study(folder: str | os.PathLike[str], *, max_bytes: int | None = None) 
     Args:
         folder: folder with the study's DICOM files (any layout, searched recursively).
         max_bytes: memory limit for the output array (see :func:`load_series`).
+        block_sums_mm: see :func:`load_series`.
 
     Raises:
         NoDicomFilesError, NoCTSeriesError, UnreadableFileError and the errors of
@@ -1319,4 +1344,4 @@ def load_study(folder: str | os.PathLike[str], *, max_bytes: int | None = None) 
             f"{len(unknown)} corrupt DICOM file(s) of unknown series (e.g. {unknown[0].name}) may belong "
             f"to {chosen.label}; refusing to load a possibly incomplete series"
         )
-    return load_series(chosen, max_bytes=max_bytes)
+    return load_series(chosen, max_bytes=max_bytes, block_sums_mm=block_sums_mm)

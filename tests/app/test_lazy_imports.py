@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-#: Imported by the SDK or spinevcf.io's __init__, never used on the ONNX Runtime DICOM path.
+#: Imported by the SDK (or, before, spinevcf.io's __init__), never used on the ONNX Runtime DICOM path.
 NOT_AT_START = (
     "SimpleITK",
     "grpc",
@@ -68,3 +68,33 @@ def test_nothing_deferred_when_already_imported() -> None:
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "ok" in proc.stdout
+
+
+def test_spinevcf_io_loads_its_submodules_on_use() -> None:
+    """spinevcf.io's names come from their submodules on first use (PEP 562), so a DICOM
+    read does not import the NIfTI reader (SimpleITK) or the series writer."""
+    proc = _run(
+        "import sys\n"
+        "from spinevcf.io import load_study\n"
+        "import spinevcf.io\n"
+        "assert load_study is sys.modules['spinevcf.io.dicom'].load_study\n"
+        "assert 'SimpleITK' not in sys.modules and 'spinevcf.io.dicom_write' not in sys.modules\n"
+        "assert set(spinevcf.io.__all__) <= set(dir(spinevcf.io))\n"
+        "from spinevcf.io import load_volume, write_ct_series\n"
+        "assert 'SimpleITK' in sys.modules and write_ct_series.__module__ == 'spinevcf.io.dicom_write'\n"
+        "try:\n"
+        "    spinevcf.io.no_such_name\n"
+        "except AttributeError as exc:\n"
+        "    assert 'no_such_name' in str(exc)\n"
+        "else:\n"
+        "    raise AssertionError('no AttributeError')\n"
+        "print('ok')\n"
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "ok" in proc.stdout
+
+
+def test_spinevcf_io_names_match_its_table() -> None:
+    import spinevcf.io as sio
+
+    assert sorted(sio.__all__) == sorted(sio._SUBMODULE_OF)
