@@ -15,6 +15,10 @@ from pathlib import Path
 
 from spinevcf.errors import OutputError
 
+#: ``spinevcf.synth.config.FAMILIES``, written out so that building the parser does not
+#: import the generator (tests/synth/test_synth_family.py checks that they agree).
+FAMILY_CHOICES: tuple[str, ...] = ("default", "heldout", "transitional")
+
 __all__ = ["add_parser", "run"]
 
 log = logging.getLogger(__name__)
@@ -63,9 +67,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     p.add_argument(
         "--family",
-        choices=["default", "heldout"],
+        choices=list(FAMILY_CHOICES),
         default="default",
-        help="anatomy family; heldout is for measuring generalisation only, never for training",
+        help=(
+            "anatomy family; heldout is for measuring generalisation only, never for training; "
+            "transitional (15%% transitional lumbosacral anatomy) is for validating the level rules"
+        ),
     )
     p.add_argument(
         "--preset",

@@ -126,3 +126,10 @@ def test_rib_pairs(pairs: int) -> None:
             contrast=False,
             rib_pairs=10,
         )
+
+
+def test_cli_family_choices_are_the_generator_families() -> None:
+    from spinevcf.commands.synth import FAMILY_CHOICES
+    from spinevcf.synth.config import FAMILIES
+
+    assert FAMILY_CHOICES == FAMILIES
