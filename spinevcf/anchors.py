@@ -58,9 +58,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 
 from spinevcf.detector import Detection
+from spinevcf.geometry import sampling
 from spinevcf.geometry.cpr import CPRImage, index_frame
 from spinevcf.ribs import PAD_HU
 from spinevcf.volume import Volume
@@ -240,7 +240,7 @@ def find_costal(volume: Volume, cpr: CPRImage, detections: Sequence[Detection]) 
         + step_u.T[:, :, None, None] * u[None, None, :, None]
         + step_v.T[:, :, None, None] * v[None, None, None, :]
     )
-    hu = ndimage.map_coordinates(
+    hu = sampling.map_coordinates(
         volume.array, coords, order=1, mode="constant", cval=PAD_HU - 1.0, output=np.float32
     )
     shape = np.asarray(volume.shape, dtype=np.float64)[:, None, None, None]

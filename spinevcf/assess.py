@@ -35,9 +35,9 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 
 from spinevcf.detector import Detection
+from spinevcf.geometry import sampling
 from spinevcf.geometry.cpr import CPRImage
 from spinevcf.schema import LEVEL_INDEX
 from spinevcf.volume import Volume
@@ -228,7 +228,9 @@ def _inside(volume: Volume, idx: npt.NDArray[np.float64]) -> tuple[bool, bool]:
 
 
 def _sample(volume: Volume, idx: npt.NDArray[np.float64], fill: float) -> npt.NDArray[np.float64]:
-    return ndimage.map_coordinates(volume.array, idx.T, order=0, mode="constant", cval=fill)
+    return sampling.map_coordinates(
+        volume.array, idx.T, order=0, mode="constant", cval=fill, output=volume.array.dtype
+    )
 
 
 def _box(

@@ -46,6 +46,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from spinevcf.detector import Detection
+from spinevcf.geometry import sampling
 from spinevcf.geometry.cpr import CPRImage, index_frame
 from spinevcf.geometry.curve import SpineCurve
 from spinevcf.schema import LEVELS
@@ -283,7 +284,7 @@ def _sample_grid(
         + step_u.T[:, :, None, None] * u[None, None, :, None]
         + step_v.T[:, :, None, None] * v[None, None, None, :]
     )
-    hu = ndimage.map_coordinates(volume.array, coords, order=1, mode="constant", cval=-1000.0, output=np.float32)
+    hu = sampling.map_coordinates(volume.array, coords, order=1, mode="constant", cval=-1000.0, output=np.float32)
     return coords, hu
 
 

@@ -340,6 +340,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.set_defaults(func=run)
 
 
+def _with_sampling_threads(threads: int, factory: Callable[[], Any]) -> Any:
+    """``factory()`` in a process whose volume sampling uses ``threads`` threads."""
+    from spinevcf.geometry import sampling
+
+    sampling.set_threads(threads)
+    return factory()
+
+
 def _onnx_pipeline(model_repository: Path | None, intra_op_threads: int) -> Any:
     """A pipeline whose ONNX Runtime sessions use ``intra_op_threads`` threads each."""
     import spinevcf.pipeline as pipeline_module
@@ -411,15 +419,17 @@ def run(args: argparse.Namespace) -> int:
         workers,
         args.triton_url or "ONNX Runtime",
     )
+    # Each worker gets its share of the CPUs, for ONNX Runtime and for the volume sampling of
+    # the CPR and the anchors (spinevcf.geometry.sampling), instead of every worker using all.
+    threads = max(1, default_workers() // max(1, workers))
     if args.triton_url is None:
-        # ONNX Runtime in each worker: share the CPUs out instead of every worker using all of them.
-        threads = max(1, default_workers() // max(1, workers))
-        factory: Callable[[], Any] = functools.partial(_onnx_pipeline, args.model_repository, threads)
+        inner: Callable[[], Any] = functools.partial(_onnx_pipeline, args.model_repository, threads)
     else:
-        factory = functools.partial(
+        inner = functools.partial(
             pipeline_module.Pipeline, args.model_repository, triton_url=args.triton_url,
             triton_protocol=args.triton_protocol,
         )
+    factory: Callable[[], Any] = functools.partial(_with_sampling_threads, threads, inner)
     options = BatchOptions(
         workers=workers,
         redo_failed=args.redo_failed,

@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from spinevcf.geometry import sampling
 from spinevcf.geometry.curve import SpineCurve
 from spinevcf.volume import Volume
 
@@ -184,7 +185,7 @@ def _sample_plane(
 ) -> npt.NDArray[np.float32]:
     """Trilinear samples at index points ``base[r] + u[c] * step_u[r]`` -> (R, C) float32."""
     coords = base.T[:, :, None] + step_u.T[:, :, None] * u[None, None, :]
-    return ndimage.map_coordinates(src, coords, order=1, mode="constant", cval=fill_hu, output=np.float32)
+    return sampling.map_coordinates(src, coords, order=1, mode="constant", cval=fill_hu, output=np.float32)
 
 
 def make_cpr(

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 
+from spinevcf.geometry import sampling
 from spinevcf.geometry.cpr import CPRImage
 from spinevcf.geometry.profiles import run_around
 from spinevcf.volume import Volume
@@ -62,7 +62,7 @@ def lateral_offset(volume: Volume, cpr: CPRImage, keypoints_px: npt.ArrayLike) -
     S, U, V = np.meshgrid(ss, uu, vv, indexing="ij")
     pts = cpr.curve.local_to_global(S.ravel(), U.ravel(), V.ravel())
     idx = volume.lps_to_index(pts)
-    vals = ndimage.map_coordinates(
+    vals = sampling.map_coordinates(
         np.asarray(volume.array), idx.T, order=1, mode="constant", cval=-1000.0, output=np.float32
     )
     profile = vals.reshape(S.shape).mean(axis=(0, 1))
