@@ -189,6 +189,9 @@ class Detection:
         level_confidence: probability (0-1) that ``label`` is right given the detector's
             count and the anatomical anchors in view (:mod:`spinevcf.levels`); ``None``
             before the levels are named.
+        shifted_keypoints_px: the body's keypoints as read on each shifted CPR of
+            :data:`spinevcf.stability.SHIFTS_PX`, moved back (``None`` where not found);
+            empty when the stability check did not run.
     """
 
     score: float
@@ -198,6 +201,7 @@ class Detection:
     label: str | None = None
     cell: tuple[int, int] = field(default=(-1, -1))
     level_confidence: float | None = None
+    shifted_keypoints_px: tuple[npt.NDArray[np.float64] | None, ...] = ()
 
     def __post_init__(self) -> None:
         if np.shape(self.center_px) != (2,):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,7 @@ from spinevcf.levels import level_status, name_levels
 from spinevcf.localizer import LocalizerConfig, curve_from_probability
 from spinevcf.localizer import preprocess as localizer_preprocess
 from spinevcf.schema import LEVELS, StudyRecord, VertebraRecord
+from spinevcf.stability import MAX_UNREPRODUCED, SHIFTS_PX, match_shifted, shift_image, unreproduced
 from spinevcf.volume import Volume
 
 __all__ = [
@@ -92,6 +93,7 @@ class Pipeline:
         backend: InferenceBackend | None = None,
         lateral_refinement: bool = True,
         rib_anchor: bool = True,
+        stability_check: bool = True,
     ) -> None:
         repo = Path(model_repository) if model_repository is not None else default_model_repository()
         if not repo.is_dir():
@@ -102,6 +104,7 @@ class Pipeline:
         self.backend = backend or make_backend(repo, triton_url=triton_url, protocol=triton_protocol)
         self.lateral_refinement = lateral_refinement
         self.rib_anchor = rib_anchor
+        self.stability_check = stability_check
         self.model_version = f"spinevcf {__version__}"
 
     # -- stages -------------------------------------------------------------------------
@@ -142,7 +145,24 @@ class Pipeline:
                 len(dets) - len(named),
                 len(LEVELS),
             )
+        if self.stability_check and named:
+            named = self._read_shifted(cpr, named)
         return named
+
+    def _read_shifted(self, cpr: CPRImage, detections: list[Detection]) -> list[Detection]:
+        """The detector on each shifted CPR (:mod:`spinevcf.stability`): every body's keypoints there."""
+        cfg = self.detector_config
+        centres = np.stack([np.asarray(d.center_px, dtype=np.float64) for d in detections])
+        per_shift = []
+        for shift in SHIFTS_PX:
+            image = shift_image(cpr.image, shift[0], shift[1], fill=float(cfg.hu_window[0]))
+            x = preprocess_cpr(replace(cpr, image=image), cfg)
+            found = decode_detections(self.backend.infer(DETECTOR_MODEL, {"image": x}), cfg)
+            per_shift.append(match_shifted(centres, [(d.center_px, d.keypoints_px) for d in found], shift))
+        return [
+            replace(d, shifted_keypoints_px=tuple(kps[i] for kps in per_shift))
+            for i, d in enumerate(detections)
+        ]
 
     def grade(self, volume: Volume, cpr: CPRImage | None, detections: list[Detection]) -> StudyRecord:
         """Measure heights in 3D, grade each vertebra and the patient."""
@@ -167,9 +187,24 @@ class Pipeline:
         if not detections:
             return self.grade(volume, None, [])
         labels = [d.label or LEVELS[int(np.argmax(d.level_probs))] for d in detections]
-        kps_lps = [self._keypoints_lps(volume, cpr, d) for d in detections]
+        offsets = [self._lateral_offset(volume, cpr, d) for d in detections]
+        kps_lps = [
+            self._keypoints_lps(cpr, d.keypoints_px, v) for d, v in zip(detections, offsets, strict=True)
+        ]
         heights = [heights_from_keypoints(k) for k in kps_lps]
         reasons = [a.reason for a in assess_bodies(volume, cpr, detections, heights)]
+        # A body whose heights the shifted readings of the CPR do not reproduce cannot be
+        # measured either (spinevcf.stability): decided before grading, so that it is no
+        # neighbour reference.
+        candidates = [i for i, r in enumerate(reasons) if r is None]
+        unstable = self._unstable(cpr, detections, offsets, heights, candidates)
+        if unstable:
+            log.info(
+                "%d vertebral bodies not assessable: heights not reproduced on the shifted images",
+                len(unstable),
+            )
+            for i in unstable:
+                reasons[i] = "unstable_measurement"
         graded = [i for i, r in enumerate(reasons) if r is None]
         cal = self.detector_config.calibration
         # Only assessable bodies are graded, and only they serve as neighbours for the crush
@@ -230,15 +265,41 @@ class Pipeline:
             message=None if n_assessed else NOT_ASSESSABLE_MESSAGE,
         )
 
-    def _keypoints_lps(self, volume: Volume, cpr: CPRImage, det: Detection) -> np.ndarray:
-        """A detection's keypoints in LPS mm, in the body's own mid-sagittal plane.
+    def _lateral_offset(self, volume: Volume, cpr: CPRImage, det: Detection) -> float:
+        """The body's mid-sagittal plane as an offset ``v`` (mm) from the CPR plane.
 
-        The CPR plane (``v = 0``) is shifted laterally by the body's measured offset
-        (:func:`spinevcf.geometry.lateral.lateral_offset`) when ``lateral_refinement`` is on.
+        :func:`spinevcf.geometry.lateral.lateral_offset` when ``lateral_refinement`` is on, else 0.
         """
-        s, u = cpr.pixel_to_local(det.keypoints_px)
-        v = lateral_offset(volume, cpr, det.keypoints_px) if self.lateral_refinement else 0.0
+        return float(lateral_offset(volume, cpr, det.keypoints_px)) if self.lateral_refinement else 0.0
+
+    @staticmethod
+    def _keypoints_lps(cpr: CPRImage, keypoints_px: np.ndarray, v: float) -> np.ndarray:
+        """CPR keypoints in LPS mm, in the plane at lateral offset ``v`` (the body's own mid-plane)."""
+        s, u = cpr.pixel_to_local(keypoints_px)
         return cpr.curve.local_to_global(s, u, np.full_like(s, v))
+
+    def _unstable(
+        self,
+        cpr: CPRImage,
+        detections: list[Detection],
+        offsets: list[float],
+        heights: list[dict[str, float]],
+        graded: list[int],
+    ) -> list[int]:
+        """Graded bodies whose heights the shifted readings do not reproduce (:mod:`spinevcf.stability`)."""
+        if not graded or not self.stability_check:
+            return []
+        if {len(d.shifted_keypoints_px) for d in detections} != {len(SHIFTS_PX)}:
+            return []  # detections made without the shifted readings (stability check off)
+        out = []
+        for i in graded:
+            shifted = [
+                None if kp is None else heights_from_keypoints(self._keypoints_lps(cpr, kp, offsets[i]))
+                for kp in detections[i].shifted_keypoints_px
+            ]
+            if unreproduced(heights[i], shifted) >= MAX_UNREPRODUCED:
+                out.append(i)
+        return out
 
     def run(self, volume: Volume) -> PipelineResult:
         """All stages on one volume, with per-stage wall times."""

@@ -60,6 +60,7 @@ REASON_SHORT: Final = {
     "next_to_metal": "next to metal",
     "implausible_height": "implausible height",
     "outside_reformatted_image": "beyond the image",
+    "unstable_measurement": "endplates not resolved",
 }
 SC_SERIES_NUMBER: Final = 9902
 SC_SERIES_DESCRIPTION: Final = "spinevcf annotated spine (research use)"

@@ -77,7 +77,7 @@ __all__ = [
 # --------------------------------------------------------------------------- private scheme
 PRIVATE_SCHEME_DESIGNATOR: Final = "99SPINEVCF"
 PRIVATE_SCHEME_NAME: Final = "spinevcf private codes"
-PRIVATE_SCHEME_VERSION: Final = "1.1"
+PRIVATE_SCHEME_VERSION: Final = "1.2"
 PRIVATE_SCHEME_ORGANIZATION: Final = "spinevcf project"
 
 
@@ -217,6 +217,7 @@ NOT_ASSESSABLE_REASON_VALUES: Final = MappingProxyType(
         "next_to_metal": _private("SPV064", "Metal in or next to the vertebral body"),
         "implausible_height": _private("SPV065", "Implausible height with no disc visible beyond"),
         "outside_reformatted_image": _private("SPV066", "Beyond the straightened image"),
+        "unstable_measurement": _private("SPV067", "Measurement not reproducible on the image"),
     }
 )
 #: Patient level: bodies detected but not assessable (not in "evaluated").
