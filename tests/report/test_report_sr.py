@@ -11,7 +11,9 @@ import pytest
 from pydicom.dataset import Dataset
 
 from spinevcf._version import __version__
+from spinevcf.assess import NOT_ASSESSABLE_REASONS
 from spinevcf.report import codes as C
+from spinevcf.report.capture import REASON_SHORT
 from spinevcf.report.sr import build_sr, read_sr_measurements, read_sr_patient_findings
 from spinevcf.schema import StudyRecord
 from tests.dicom_tools import dciodvfy_errors, dsrdump
@@ -183,3 +185,19 @@ def test_sr_with_not_assessable_body_passes_dciodvfy(cut_sr_path: Path) -> None:
     assert [w for w in warnings if PRIVATE_SCHEME_WARNING not in w] == []
     text = dsrdump(cut_sr_path)
     assert "Not Evaluated" in text and "Cut by the scanned range" in text
+
+
+@pytest.mark.parametrize("reason", sorted(NOT_ASSESSABLE_REASONS))
+def test_every_not_assessable_reason_round_trips_and_has_a_picture_text(
+    tmp_path: Path, record_with_cut: StudyRecord, ct_header: Dataset, series_uids: list[str], reason: str
+) -> None:
+    from dataclasses import replace
+
+    vertebrae = [
+        replace(v, assessment_reason=reason) if v.assessment == "not_assessable" else v
+        for v in record_with_cut.vertebrae
+    ]
+    record = replace(record_with_cut, vertebrae=vertebrae)
+    path = _save(build_sr(record, ct_header, referenced_sop_instance_uids=series_uids), tmp_path / "r.dcm")
+    assert read_sr_measurements(path)["L2"]["assessment_reason"] == reason
+    assert reason in REASON_SHORT and REASON_SHORT[reason]
