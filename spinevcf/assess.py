@@ -66,7 +66,7 @@ NOT_ASSESSABLE_REASONS: Final = MappingProxyType(
         "implausible_height": "implausible height for its level with no disc visible beyond it",
         "outside_reformatted_image": "extends beyond the straightened image (the spine curve ends in it)",
         "unstable_measurement": (
-            "the grade is not reproduced when the image is shifted by 3-6 mm: the endplates are "
+            "the heights are not reproduced when the image is shifted by 3-6 mm: the endplates are "
             "not resolved well enough to measure (spinevcf.stability)"
         ),
     }

@@ -349,9 +349,9 @@ TRANSITIONAL_VALIDATION_RATE = 0.15
 
 #: The default anatomy with transitional variants (11 or 13 rib pairs, lumbarised S1,
 #: sacralised L5) at :data:`TRANSITIONAL_VALIDATION_RATE` each: validation of the level
-#: naming's handling of transitional anatomy without touching the held-out family.
-#: ... and of a mobile S1 (a lumbarised sacrum) there: a slightly smaller L5 (as the
-#: held-out family's S1 against its L5), lordotic like L5, a thinner disc below.
+#: naming's handling of transitional anatomy without touching the held-out family. A mobile
+#: S1 (lumbarised sacrum) there is a slightly smaller L5 (as the held-out family's S1 against
+#: its L5), lordotic like L5, with a thinner disc below.
 TRANSITIONAL_FAMILY = replace(
     DEFAULT_FAMILY,
     name="transitional",
