@@ -83,6 +83,12 @@ TOUCH_MM = 4.0
 MAX_ROOT_HEIGHT_MM = 26.0
 #: Width of the band next to the inner face where the root is measured (mm).
 ROOT_BAND_MM = 8.0
+#: A root taller than ``MAX_ROOT_HEIGHT_MM`` is split at a valley of its profile along ``s``
+#: where the profile falls to this share of the lower of the two peaks beside it or below:
+#: neighbouring ribs touching next to the column (thick slices blur them together along
+#: ``s``; broad rib necks) are one piece there, but their profile dips between them, while
+#: a kidney's, a scapula's or an iliac wing's does not.
+ROOT_SPLIT_FRACTION = 0.5
 #: Bone threshold (HU) on the trilinearly sampled grid.
 BONE_HU = 180.0
 #: A root farther than this (times the median body spacing) from every body centre is
@@ -205,7 +211,9 @@ def find_ribs(volume: Volume, cpr: CPRImage, detections: Sequence[Detection]) ->
     """
     n = len(detections)
     if n == 0:
-        return RibEvidence([], np.zeros(0, np.int64), np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0, dtype=bool))
+        return RibEvidence(
+            [], np.zeros(0, np.int64), np.zeros(0), np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
+        )
     body_s = np.array([float(np.mean(cpr.pixel_to_local(d.keypoints_px)[0])) for d in detections])
     curve = cpr.curve
     s0 = max(0.0, float(body_s.min()) - MARGIN_MM)
@@ -225,7 +233,8 @@ def find_ribs(volume: Volume, cpr: CPRImage, detections: Sequence[Detection]) ->
         coords, hu = _sample_grid(volume, frame, u, side * a)  # the (s, u, |v|) grid on this side
         inside = (
             np.all(
-                (coords >= -0.5) & (coords <= np.asarray(volume.shape, dtype=np.float64)[:, None, None, None] - 0.5),
+                (coords >= -0.5)
+                & (coords <= np.asarray(volume.shape, dtype=np.float64)[:, None, None, None] - 0.5),
                 axis=0,
             )
             & (hu > PAD_HU)
@@ -247,24 +256,77 @@ def find_ribs(volume: Volume, cpr: CPRImage, detections: Sequence[Detection]) ->
             # The component's roots: its separate pieces next to the inner face, seen along
             # |v| (ribs that touch each other or the scapula further out are still one
             # rib per root).
-            root = (lab[sl[0], sl[1], : band] == k).any(axis=2)
+            in_band = lab[sl[0], sl[1], :band] == k
+            root = in_band.any(axis=2)
             pieces, n_pieces = ndimage.label(root, structure=np.ones((3, 3), dtype=bool))
             for q, psl in enumerate(ndimage.find_objects(pieces), start=1):
                 if psl is None:
                     continue
-                rows, cols = np.nonzero(pieces[psl] == q)
-                height = (rows.max() - rows.min() + 1) * STEP_MM
-                root_s = float(s[sl[0].start + psl[0].start + rows].mean())
-                root_u = float(u[sl[1].start + psl[1].start + cols].mean())
-                if height > MAX_ROOT_HEIGHT_MM or root_u < ROOT_MIN_U_MM:
-                    continue
-                d = np.abs(body_s - root_s)
-                j = int(np.argmin(d))
-                ribs.append(Rib(side, root_s, reach, height, j if d[j] <= max_dist else None))
+                piece = pieces[psl] == q
+                profile = (in_band[psl] & piece[:, :, None]).sum(axis=(1, 2))  # bone per row
+                for part in _split_root(profile):
+                    rows, cols = np.nonzero(piece[part])
+                    rows = rows + part.start
+                    height = (rows.max() - rows.min() + 1) * STEP_MM
+                    root_s = float(s[sl[0].start + psl[0].start + rows].mean())
+                    root_u = float(u[sl[1].start + psl[1].start + cols].mean())
+                    if height > MAX_ROOT_HEIGHT_MM or root_u < ROOT_MIN_U_MM:
+                        continue
+                    d = np.abs(body_s - root_s)
+                    j = int(np.argmin(d))
+                    ribs.append(Rib(side, root_s, reach, height, j if d[j] <= max_dist else None))
     sides = np.zeros(n, np.int64)
     for i in range(n):
         sides[i] = len({r.side for r in ribs if r.vertebra == i})
     return RibEvidence(ribs, sides, body_s, observed, near_metal)
+
+
+def _split_root(profile: npt.NDArray[np.int64]) -> list[slice]:
+    """Row ranges of the ribs in one root piece, from its profile along ``s``.
+
+    ``profile[r]`` is the piece's bone in row ``r`` (samples of the root band). A piece no
+    taller than :data:`MAX_ROOT_HEIGHT_MM` is one rib (or one structure that is not a rib).
+    A taller one is split, deepest valley first, wherever the profile falls to
+    :data:`ROOT_SPLIT_FRACTION` of the lower of the peaks on either side, until each part
+    is short enough for one rib or has no such valley; the valley row itself belongs to
+    neither part, and rows at a part's ends below that share of its peak (the bone that
+    joined it to its neighbour) are trimmed off. Parts that stay too tall are rejected by
+    the caller.
+
+    Example:
+        >>> _split_root(np.array([2, 17, 24, 20, 8, 13, 16, 12, 4, 11, 16, 16, 12, 6]))  # two ribs touching
+        [slice(1, 7, None), slice(9, 13, None)]
+        >>> _split_root(np.array([2, 6, 9, 9, 9, 8, 8, 9, 9, 9, 9, 7, 5, 3, 1]))  # a kidney
+        [slice(0, 15, None)]
+    """
+    p = np.asarray(profile, dtype=np.float64)
+    max_rows = int(np.floor(MAX_ROOT_HEIGHT_MM / STEP_MM + 1e-9))
+    if len(p) <= max_rows:
+        return [slice(0, len(p))]
+    parts: list[slice] = []
+    pending = [(0, len(p))]
+    while pending:
+        lo, hi = pending.pop()
+        if hi - lo <= max_rows:
+            parts.append(slice(lo, hi))  # short enough for one rib: not split further
+            continue
+        best: tuple[float, int] | None = None  # (valley / lower peak, row)
+        for i in range(lo + 1, hi - 1):
+            depth = min(p[lo:i].max(), p[i + 1 : hi].max())
+            if p[i] <= ROOT_SPLIT_FRACTION * depth and (best is None or p[i] / depth < best[0]):
+                best = (p[i] / depth, i)
+        if best is None:
+            parts.append(slice(lo, hi))
+        else:
+            pending += [(best[1] + 1, hi), (lo, best[1])]
+    if len(parts) == 1:
+        return [slice(0, len(p))]  # no valley: one tall structure, not ribs
+    trimmed = []
+    for part in sorted(parts, key=lambda sl: sl.start):
+        # the thin bone that joined this rib to its neighbour is not part of its root
+        keep = np.nonzero(p[part] > ROOT_SPLIT_FRACTION * p[part].max())[0]
+        trimmed.append(slice(part.start + int(keep[0]), part.start + int(keep[-1]) + 1))
+    return trimmed
 
 
 def _sample_grid(
@@ -284,7 +346,9 @@ def _sample_grid(
         + step_u.T[:, :, None, None] * u[None, None, :, None]
         + step_v.T[:, :, None, None] * v[None, None, None, :]
     )
-    hu = sampling.map_coordinates(volume.array, coords, order=1, mode="constant", cval=-1000.0, output=np.float32)
+    hu = sampling.map_coordinates(
+        volume.array, coords, order=1, mode="constant", cval=-1000.0, output=np.float32
+    )
     return coords, hu
 
 
@@ -310,7 +374,9 @@ def _near_metal(
     if metal_rows.any():
         ms = s[metal_rows]
         near = np.abs(body_s[:, None] - ms[None, :]).min(axis=1) <= spacing
-        log.info("metal next to %d of %d vertebral bodies: their ribs are not used", int(near.sum()), len(near))
+        log.info(
+            "metal next to %d of %d vertebral bodies: their ribs are not used", int(near.sum()), len(near)
+        )
     return near
 
 
@@ -343,7 +409,8 @@ def shift_scores(detections: Sequence[Detection], evidence: RibEvidence) -> dict
     lo = -min(j for _, j in idx)
     hi = len(LEVELS) - 1 - max(j for _, j in idx)
     return {
-        k: sum(_log_likelihood(int(evidence.sides[i]), LEVELS[j + k]) for i, j in seen) - SHIFT_PENALTY * abs(k)
+        k: sum(_log_likelihood(int(evidence.sides[i]), LEVELS[j + k]) for i, j in seen)
+        - SHIFT_PENALTY * abs(k)
         for k in sorted(range(max(lo, -MAX_SHIFT), min(hi, MAX_SHIFT) + 1), key=abs)
     }
 

@@ -210,6 +210,58 @@ def test_find_ribs_needs_reach_thinness_and_a_posterior_root() -> None:
     assert {r.side for r in ev.ribs} == {1, -1} and all(r.vertebra == 0 for r in ev.ribs)
 
 
+def _four_bodies(vol: Volume) -> tuple[CPRImage, list[Detection]]:
+    """The CPR of :func:`_phantom_column` and four unlabelled bodies at z 45, 15, -15, -45."""
+    curve = SpineCurve.from_nodes([[0, 0, 75], [0, 0, -75]])
+    cpr = make_cpr(vol, curve)
+    dets = []
+    for zc in (45.0, 15.0, -15.0, -45.0):
+        kp_lps = np.array([[0, y, zc + dz] for dz in (8.0, -8.0) for y in (-14.0, 0.0, 14.0)])
+        kp = cpr.lps_to_pixel(kp_lps)
+        dets.append(Detection(1.0, kp.mean(axis=0), kp, flat_probs(), label=None))
+    return cpr, dets
+
+
+def _add_bone(vol: Volume, mask_of_xyz: object) -> None:
+    """Set the voxels where ``mask_of_xyz(x, y, z)`` (LPS mm, the phantom's grid) holds to bone."""
+    n = vol.array.shape[0]
+    z, y, x = np.ogrid[:n, :n, :n]
+    mask = mask_of_xyz(x - n / 2.0, y - n / 2.0, z - n / 2.0)  # type: ignore[operator]
+    vol.array[np.broadcast_to(mask, vol.array.shape)] = 600
+
+
+def test_find_ribs_counts_ribs_that_touch_next_to_the_column() -> None:
+    # Three ribs whose roots a thin bony bridge joins next to the column (as neighbouring
+    # ribs blurred together by thick slices, or broad rib necks): one root piece 70 mm tall
+    # in the root band, split at the valleys of its profile into a rib per body.
+    vol = _phantom_column([(45.0, 20.0, 78.0), (15.0, 20.0, 78.0), (-15.0, 20.0, 78.0)])
+    _add_bone(
+        vol,
+        lambda x, y, z: ((np.abs(x) - 44.0) ** 2 + (y - 20.0) ** 2 <= 1.5**2) & (np.abs(z - 15.0) <= 30.0),
+    )
+    cpr, dets = _four_bodies(vol)
+    ev = find_ribs(vol, cpr, dets)
+    assert ev.sides.tolist() == [2, 2, 2, 0]
+    assert sorted(r.vertebra for r in ev.ribs) == [0, 0, 1, 1, 2, 2]
+    assert all(r.root_height_mm <= 26.0 for r in ev.ribs)
+
+
+def test_find_ribs_does_not_split_a_tall_bone_without_valleys_into_ribs() -> None:
+    # A tall bony plate next to the posterior column that reaches far out (a scapula, an
+    # iliac wing, a kidney bright with contrast): its root profile has no valley, so it is
+    # no rib, as before the split.
+    vol = _phantom_column([])
+    _add_bone(
+        vol,
+        lambda x, y, z: (
+            (np.abs(x) >= 38.0) & (np.abs(x) <= 90.0) & (np.abs(y - 20.0) <= 4.0) & (np.abs(z) <= 35.0)
+        ),
+    )
+    cpr, dets = _four_bodies(vol)
+    ev = find_ribs(vol, cpr, dets)
+    assert ev.ribs == [] and ev.sides.tolist() == [0, 0, 0, 0]
+
+
 # -- in the pipeline -----------------------------------------------------------------------
 class ShiftedLevels:
     """A backend whose detector names every body ``shift`` levels more caudal (no wrap)."""
