@@ -10,9 +10,14 @@ detected neighbour, from a conservative pitch for its region. A body is **not as
 when:
 
 * ``cut_by_scan_range``: its expected extent, discs included, plus one slice spacing does
-  not lie inside the scanned range (the first and last slice centres);
-* ``cut_by_field_of_view``: its expected extent leaves the reconstructed image in-plane, or
-  its interior samples read as outside the reconstruction circle (padding or air);
+  not lie inside the scanned range (the first and last slice centres), and on the side
+  where it does not, the scan does not show the disc beyond the body and the next body's
+  endplate past it (a crushed body is shorter than its expected extent: where the scan
+  shows its disc, it holds the body whole);
+* ``cut_by_field_of_view``: its expected extent leaves the reconstructed image in-plane
+  (the image square, and the reconstruction circle inscribed in it where the scanner pads
+  outside the circle: :func:`reconstruction_circle`), or its interior samples read as
+  outside the reconstruction (padding or air);
 * ``next_to_metal``: metal (screws, rods, cement with metal) lies in or next to it: streaks
   make its endplates unreliable;
 * ``outside_reformatted_image``: its keypoints reach the end of the straightened image
@@ -46,6 +51,7 @@ __all__ = [
     "Assessment",
     "assess_bodies",
     "imaged",
+    "reconstruction_circle",
     "keypoints_in_scan",
     "NOT_ASSESSABLE_REASONS",
     "EXTENT_PITCH_FRACTION",
@@ -126,6 +132,27 @@ IMPLAUSIBLE_HEIGHT_FRACTION: Final = 0.55
 #: A disc is "visible" beyond an endplate when the CPR profile dips at least this far
 #: below the bone on its far side (HU).
 DISC_CONTRAST_HU: Final = 60.0
+#: A slice's corners (outside the inscribed circle) hold the scanner's padding when at
+#: least this share of their pixels is one value, at or below ``PADDING_MAX_HU``: air
+#: inside the reconstruction is noisy, padding is constant.
+PADDING_SHARE: Final = 0.99
+PADDING_MAX_HU: Final = -1000.0
+#: Slices sampled for the padding test.
+PADDING_SLICES: Final = 5
+#: Points around a body's outline for the reconstruction-circle test.
+OUTLINE_POINTS: Final = 24
+#: The disc beyond a body reads more than this (HU) below the body's own cancellous bone
+#: (a dip between two bright bands that is not below it is bone: the ring apophysis or an
+#: inner band of a cut body, not a disc). Thin discs on 2.5-5 mm slices read only 0-10 HU
+#: below it (partial volume with both endplates).
+DISC_BELOW_BODY_HU: Final = 0.0
+#: Keypoints lie up to this far (mm) from the body's cortical surface (annotators place
+#: them inside the corners); the disc search starts this far inside the body.
+KEYPOINT_INSET_MM: Final = 2.0
+#: How far beyond an endplate (times the pitch) the disc and the next body's endplate are
+#: looked for where the expected extent leaves the scan: the 2 mm keypoint inset, the
+#: cortex and a disc of up to about 0.3 of the pitch (the lower lumbar discs).
+DISC_SEARCH_FRACTION: Final = 0.4
 
 
 @dataclass(frozen=True)
@@ -221,13 +248,57 @@ def _to_index(volume: Volume, pts: npt.NDArray[np.float64]) -> npt.NDArray[np.fl
     return pts @ inv[:3, :3].T + inv[:3, 3]
 
 
-def _inside(volume: Volume, idx: npt.NDArray[np.float64]) -> tuple[bool, bool]:
-    """(inside the scanned range along the slice axis, inside the image in-plane)."""
+def reconstruction_circle(volume: Volume) -> bool:
+    """Whether the scanner padded the image outside the reconstruction circle.
+
+    Many scanners reconstruct a circle inscribed in the square image and store a constant
+    padding value (-1024 to -3024 HU) outside it; nothing outside the circle was imaged.
+    Detected from the corners of :data:`PADDING_SLICES` slices: at least
+    :data:`PADDING_SHARE` of the pixels outside the circle (by 2 pixels) hold one value at
+    or below :data:`PADDING_MAX_HU`.
+
+    Example:
+        >>> img = np.full((3, 32, 32), -1000, dtype=np.int16)
+        >>> img += np.random.default_rng(0).integers(-20, 20, img.shape).astype(np.int16)
+        >>> vol = Volume(img, np.eye(4))
+        >>> reconstruction_circle(vol)
+        False
+        >>> yy, xx = np.ogrid[0:32, 0:32]
+        >>> img[:, (yy - 15.5) ** 2 + (xx - 15.5) ** 2 > 16.0**2] = -2048
+        >>> reconstruction_circle(vol)
+        True
+    """
+    n, rows, cols = volume.shape
+    if rows != cols:
+        return False
+    c = 0.5 * (rows - 1)
+    yy, xx = np.ogrid[0:rows, 0:cols]
+    corners = (yy - c) ** 2 + (xx - c) ** 2 > (0.5 * rows + 2.0) ** 2
+    if not corners.any():
+        return False
+    for k in np.unique(np.linspace(0, n - 1, PADDING_SLICES).round().astype(int)):
+        values = volume.array[k][corners]
+        mode = np.bincount((values - values.min()).astype(np.int64)).argmax() + values.min()
+        if mode > PADDING_MAX_HU or float((values == mode).mean()) < PADDING_SHARE:
+            return False
+    return True
+
+
+def _inside(volume: Volume, idx: npt.NDArray[np.float64], circle: bool = False) -> tuple[bool, bool]:
+    """(inside the scanned range along the slice axis, inside the image in-plane).
+
+    With ``circle``, in-plane also means inside the reconstruction circle inscribed in the
+    image (:func:`reconstruction_circle`).
+    """
     shape = np.asarray(volume.shape, dtype=np.float64)
     spacing = np.linalg.norm(volume.affine[:3, :3], axis=0)
     z_ok = bool(((idx[:, 0] >= SLICE_MARGIN) & (idx[:, 0] <= shape[0] - 1 - SLICE_MARGIN)).all())
     pad = IN_PLANE_MARGIN_MM / spacing[1:]
     xy_ok = bool(((idx[:, 1:] >= -0.5 + pad) & (idx[:, 1:] <= shape[1:] - 0.5 - pad)).all())
+    if circle and xy_ok:
+        centre = 0.5 * (shape[1:] - 1.0)
+        radius = 0.5 * shape[1] - float(pad[0])
+        xy_ok = bool((((idx[:, 1:] - centre) ** 2).sum(axis=1) <= radius**2).all())
     return z_ok, xy_ok
 
 
@@ -240,11 +311,31 @@ def _sample(volume: Volume, idx: npt.NDArray[np.float64], fill: float) -> npt.ND
 def _box(
     cpr: CPRImage, s_range: tuple[float, float], u_range: tuple[float, float], v: Sequence[float], step: float
 ) -> npt.NDArray[np.float64]:
-    """LPS points of a regular (s, u, v) grid."""
-    ss = np.arange(s_range[0], s_range[1] + 1e-6, step)
-    uu = np.arange(u_range[0], u_range[1] + 1e-6, step)
+    """LPS points of a regular (s, u, v) grid, both ends of each range included, at most ``step`` apart."""
+    ss = _span(s_range, step)
+    uu = _span(u_range, step)
     S, U, V = np.meshgrid(ss, uu, np.asarray(v, dtype=np.float64), indexing="ij")
     return cpr.curve.local_to_global(S.ravel(), U.ravel(), V.ravel())
+
+
+def _span(r: tuple[float, float], step: float) -> npt.NDArray[np.float64]:
+    """Samples from ``r[0]`` to ``r[1]`` (both included), at most ``step`` apart; none for an empty range."""
+    if r[1] < r[0]:
+        return np.empty(0)
+    n = max(1, int(np.ceil((r[1] - r[0]) / step - 1e-9)))
+    return np.linspace(r[0], r[1], n + 1)
+
+
+def _outline(
+    cpr: CPRImage, s_range: tuple[float, float], u_range: tuple[float, float], half_width: float, step: float
+) -> npt.NDArray[np.float64]:
+    """LPS points on a body's elliptic wall: depth ``u_range``, width ``2 half_width``, along ``s_range``."""
+    ss = _span(s_range, step)
+    t = np.linspace(0.0, 2.0 * np.pi, OUTLINE_POINTS, endpoint=False)
+    u = 0.5 * (u_range[0] + u_range[1]) + 0.5 * (u_range[1] - u_range[0]) * np.cos(t)
+    v = half_width * np.sin(t)
+    S = np.repeat(ss, t.size)
+    return cpr.curve.local_to_global(S, np.tile(u, ss.size), np.tile(v, ss.size))
 
 
 def _disc_visible(cpr: CPRImage, kp_rc: npt.NDArray[np.float64], caudal: bool, pitch: float) -> bool:
@@ -273,6 +364,62 @@ def _disc_visible(cpr: CPRImage, kp_rc: npt.NDArray[np.float64], caudal: bool, p
     return bool(dip < profile.size - 1 and profile[dip:].max() - profile[dip] >= DISC_CONTRAST_HU)
 
 
+def _disc_in_scan(
+    volume: Volume, cpr: CPRImage, kp_rc: npt.NDArray[np.float64], caudal: bool, pitch: float
+) -> bool:
+    """Whether the scan shows the disc beyond one endplate and the next body's bone past it.
+
+    The CPR profile (mean over the central 60 % of the body's columns) from
+    :data:`KEYPOINT_INSET_MM` inside the endplate's keypoints outwards, up to
+    :data:`DISC_SEARCH_FRACTION` of the pitch, is read only as far as every sample lies
+    between the first and last slice centres. Within that part it must dip at least
+    :data:`DISC_CONTRAST_HU` below the bone on both sides of the dip (the endplate, then the
+    next body's endplate) and more than :data:`DISC_BELOW_BODY_HU` below the body's own
+    cancellous bone, and the dip (the disc) must lie :data:`SLICE_MARGIN` slice spacings
+    inside the first / last slice centre. A body cut by the scan has no such profile: beyond
+    its last imaged part there is no scan.
+    """
+    img = cpr.image[0]
+    plate = kp_rc[3:6] if caudal else kp_rc[0:3]
+    c0, c1 = float(kp_rc[:, 1].min()), float(kp_rc[:, 1].max())
+    width = c1 - c0
+    cols = np.arange(int(round(c0 + 0.2 * width)), int(round(c1 - 0.2 * width)) + 1)
+    cols = cols[(cols >= 0) & (cols < img.shape[1])]
+    out = 1 if caudal else -1
+    inset = int(round(KEYPOINT_INSET_MM / cpr.pixel_mm))  # the endplate's cortex may lie inside the keypoints
+    start = int(round(float(plate[:, 0].mean()))) - out * inset
+    length = inset + int(np.ceil(DISC_SEARCH_FRACTION * pitch / cpr.pixel_mm))
+    rows = start + np.arange(length + 1) * out
+    rows = rows[(rows >= 0) & (rows < int(cpr.valid_rows or img.shape[0]))]
+    if cols.size == 0 or rows.size < 3:
+        return False
+    rc = np.stack(np.meshgrid(rows, cols, indexing="ij"), axis=-1).reshape(-1, 2).astype(np.float64)
+    z = _to_index(volume, cpr.pixel_to_lps(rc))[:, 0].reshape(rows.size, cols.size)
+    last = volume.shape[0] - 1
+    in_scan = ((z >= 0.0) & (z <= last)).all(axis=1)  # between the first and last slice centres
+    n_in = int(np.argmin(in_scan)) if not in_scan.all() else rows.size  # rows before the first outside
+    if n_in < 3:
+        return False
+    profile = img[rows[:n_in]][:, cols].mean(axis=1)
+    dip = int(np.argmin(profile))
+    if dip == 0 or dip == n_in - 1 or not ((z[dip] >= SLICE_MARGIN) & (z[dip] <= last - SLICE_MARGIN)).all():
+        return False
+    floor = float(profile[dip])
+    # The body's own cancellous bone (the middle half of its rows): a disc is softer than it.
+    r_sup, r_inf = float(kp_rc[0:3, 0].mean()), float(kp_rc[3:6, 0].mean())
+    quarter = 0.25 * (r_inf - r_sup)
+    inner = np.arange(int(np.ceil(r_sup + quarter)), int(np.floor(r_inf - quarter)) + 1)
+    inner = inner[(inner >= 0) & (inner < img.shape[0])]
+    if inner.size == 0:
+        return False
+    body = float(np.median(img[inner][:, cols].mean(axis=1)))
+    return bool(
+        floor < body - DISC_BELOW_BODY_HU
+        and profile[:dip].max() - floor >= DISC_CONTRAST_HU
+        and profile[dip + 1 :].max() - floor >= DISC_CONTRAST_HU
+    )
+
+
 def assess_bodies(
     volume: Volume,
     cpr: CPRImage,
@@ -299,6 +446,7 @@ def assess_bodies(
     s_c = np.array([cpr.pixel_to_local(np.atleast_2d(d.center_px))[0][0] for d in detections])
     usable = _usable_neighbours(volume, cpr, detections)
     pitch = _pitches(s_c, labels, usable)
+    circle = reconstruction_circle(volume)
     out: list[Assessment] = []
     for i in range(n):
         s_kp, u_kp = cpr.pixel_to_local(kps[i])
@@ -307,10 +455,17 @@ def assess_bodies(
         u_lo, u_hi = float(u_kp.min()), float(u_kp.max())
         extent = (float(s_lo), float(s_hi))
         reason: str | None = None
-        # 1. Along the scan: the expected extent in three sagittal planes near the mid-plane.
+        # 1. Along the scan: the expected extent in three sagittal planes near the mid-plane,
+        # each half on its own. Where a half leaves the scan, the scan may still show the
+        # disc beyond the body and the next endplate (a crushed body is shorter than expected).
         step = max(s_hi - s_lo, u_hi - u_lo) / 4.0
-        along = _box(cpr, extent, (u_lo, u_hi), LATERAL_SAMPLES_MM, step)
-        z_ok, _ = _inside(volume, _to_index(volume, along))
+        z_ok = True
+        for caudal, half in ((False, (s_lo, float(s_c[i]))), (True, (float(s_c[i]), s_hi))):
+            along = _box(cpr, half, (u_lo, u_hi), LATERAL_SAMPLES_MM, step / 2.0)
+            if not _inside(volume, _to_index(volume, along))[0] and not _disc_in_scan(
+                volume, cpr, kps[i], caudal, float(pitch[i, int(caudal)])
+            ):
+                z_ok = False
         # In-plane: the whole body, walls included. The walls lie beyond the keypoints
         # (annotators place them inside the corners); the width is estimated from the depth.
         wall_lo, wall_hi = u_lo - WALL_MARGIN_MM, u_hi + WALL_MARGIN_MM
@@ -323,6 +478,10 @@ def assess_bodies(
             step,
         )
         _, xy_ok = _inside(volume, _to_index(volume, body))
+        if xy_ok and circle:
+            # the body's elliptic outline (its walls), not its box, inside the circle
+            wall = _outline(cpr, (float(s_kp.min()), float(s_kp.max())), (wall_lo, wall_hi), half_width, step)
+            _, xy_ok = _inside(volume, _to_index(volume, wall), circle=True)
         if not z_ok:
             reason = "cut_by_scan_range"
         elif not xy_ok:

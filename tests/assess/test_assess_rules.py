@@ -12,7 +12,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from spinevcf.assess import assess_bodies
+from spinevcf.assess import assess_bodies, reconstruction_circle
 from spinevcf.evaluate import match_study
 from spinevcf.grading import heights_from_keypoints
 from spinevcf.pipeline import Pipeline
@@ -117,3 +117,71 @@ def test_not_assessable_bodies_are_reported_without_findings(run) -> None:
         assert v.assessment_reason
     d = record.to_dict()["vertebrae"]
     assert any(x["assessment"] == "not_assessable" and x["genant_grade"] is None for x in d)
+
+
+def test_body_wall_outside_the_reconstruction_circle_is_not_assessable(run) -> None:
+    """A scanner that pads outside the circle inscribed in the image imaged nothing there: a
+    body whose lateral wall lies beyond the circle is cut, even with its core inside it."""
+    case, cpr, dets, record, m = run
+    p = [p for _, p in m.pairs][len(m.pairs) // 2]
+    vol = case.volume
+    centre = cpr.pixel_to_lps(np.atleast_2d(dets[p].center_px))[0]
+    k, r, c = np.rint(np.linalg.inv(vol.affine)[:3] @ np.r_[centre, 1.0]).astype(int)
+    px = float(np.linalg.norm(vol.affine[:3, 2]))
+    # A square crop (160 mm) whose inscribed circle passes 10 mm from the body's centre on a
+    # diagonal: the core (6 mm each side) is inside the circle, the wall (about 20 mm out) is
+    # not, and the whole body is inside the square (30 mm from its sides).
+    half = int(round(80.0 / px))
+    off = (80.0 - 10.0) / np.sqrt(2.0) / px
+    sr, sc = (1.0 if r < vol.shape[1] / 2 else -1.0), (1.0 if c < vol.shape[2] / 2 else -1.0)
+    r0, c0 = int(round(r + sr * off)) - half, int(round(c + sc * off)) - half
+    assert r0 >= 0 and c0 >= 0 and r0 + 2 * half <= vol.shape[1] and c0 + 2 * half <= vol.shape[2]
+    arr = vol.array[:, r0 : r0 + 2 * half, c0 : c0 + 2 * half].copy()
+    aff = vol.affine.copy()
+    aff[:3, 3] = vol.affine[:3, :3] @ np.array([0.0, r0, c0]) + vol.affine[:3, 3]
+    open_fov = Volume(arr.copy(), aff, vol.info)
+    yy, xx = np.ogrid[0 : 2 * half, 0 : 2 * half]
+    arr[:, (yy - (half - 0.5)) ** 2 + (xx - (half - 0.5)) ** 2 > half**2] = -2048
+    padded = Volume(arr, aff, vol.info)
+    assert reconstruction_circle(padded) and not reconstruction_circle(open_fov)
+    assert assess_bodies(padded, cpr, dets, _heights(cpr, dets))[p].reason == "cut_by_field_of_view"
+    assert assess_bodies(open_fov, cpr, dets, _heights(cpr, dets))[p].assessable
+
+
+#: Seed reserved for this test: a 2.5 mm lumbar scan whose L1 is a grade-3 wedge fracture.
+CRUSH_SEED = 995104
+
+
+def test_crushed_body_at_the_scan_end_with_its_disc_in_view_is_graded() -> None:
+    """A crushed body is shorter than its level's expected extent, so at a scan end that
+    extent overhangs the scan even where the scan holds the body, its disc and the next
+    body's endplate. The disc in view shows the body is whole: it is graded (before this
+    rule it was 'cut by the scan range' and the patient's only fracture was never called)."""
+    case = generate_case(CRUSH_SEED, SynthConfig(fracture_rate=0.5, fov="lumbar"))
+    vol = case.volume
+    inv = np.linalg.inv(vol.affine)
+    labels = [v.label for v in case.truth.vertebrae]
+    body, nxt = case.truth.vertebrae[labels.index("L1")], case.truth.vertebrae[labels.index("L2")]
+    assert body.genant_grade == 3
+    z = lambda pts: (np.asarray(pts) @ inv[:3, :3].T + inv[:3, 3])[:, 0]  # noqa: E731
+    assert z(nxt.keypoints_lps_mm).mean() > z(body.keypoints_lps_mm).mean()  # L2 at higher slice indices
+    spacing = float(np.linalg.norm(vol.affine[:3, 0]))
+    # The scan stops 3 mm inside L2 (beyond the whole of its superior endplate).
+    last = int(np.floor(z(nxt.keypoints_lps_mm)[0:3].max())) + int(np.ceil(3.0 / spacing))
+    cropped = Volume(np.ascontiguousarray(vol.array[: last + 1]), vol.affine, vol.info)
+    pipe = Pipeline(require_committed_models())
+    try:
+        record = pipe.run(cropped).record
+    finally:
+        pipe.close()
+    truth = replace(case.truth, vertebrae=[v for v in case.truth.vertebrae if v.label != "L2"])
+    m = match_study(truth, record, str(CRUSH_SEED))
+    found = {truth.vertebrae[t].label: record.vertebrae[p] for t, p in m.pairs}
+    l1 = found["L1"]
+    assert l1.assessed, l1.assessment_reason
+    assert (l1.genant_grade or 0) >= 2 and record.patient_fractured
+    # Whatever is reported of the cut L2 beyond it is not assessable.
+    beyond = [
+        v for v in record.vertebrae if z([v.center_lps_mm])[0] > z([l1.center_lps_mm])[0] + 5.0 / spacing
+    ]
+    assert not any(v.assessed for v in beyond)
