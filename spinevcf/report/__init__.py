@@ -5,9 +5,12 @@
   :func:`read_sr_patient_findings`;
 * :mod:`spinevcf.report.capture`: :func:`render_annotated_cpr`,
   :func:`build_secondary_capture`, :func:`save_png`;
-* :mod:`spinevcf.report.writer`: :func:`write_outputs` (atomic).
+* :mod:`spinevcf.report.writer`: :func:`write_outputs` (atomic);
+* :mod:`spinevcf.report.header` and :mod:`spinevcf.report.sr_encode`: the DICOM header and
+  the SR content written with pydicom alone.
 
-See ``docs/sr.md``.
+Importing this package, building and writing the outputs never import highdicom (issue 15);
+only reading an SR back does (``read_sr_*``). See ``docs/sr.md``.
 """
 
 from spinevcf.report.capture import build_secondary_capture, render_annotated_cpr, save_png

@@ -10,25 +10,31 @@ outline with the reason and no measurement; an uncertain level name is marked
 "?" with its confidence. A header
 states the software version and that the picture is for research use, not
 for diagnosis, and shows the colour legend. No patient identifier is drawn.
+
+The Secondary Capture is written with pydicom alone (:func:`build_secondary_capture`, on
+:mod:`spinevcf.report.header`): the file highdicom's ``SCImage`` wrote before issue 15,
+apart from UIDs, times and the library named (compared byte for byte in
+``tests/report/test_capture_reference.py``).
 """
 
 from __future__ import annotations
 
+import datetime
 import logging
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Final
 
-import highdicom as hd
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFont
-from pydicom.dataset import Dataset
-from pydicom.uid import generate_uid
+from pydicom.dataset import Dataset, FileDataset
+from pydicom.uid import ImplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+from pydicom.valuerep import DA, TM
 
 from spinevcf._version import __version__
-from spinevcf.report.sr import PATIENT_STUDY_KEYWORDS
+from spinevcf.report import header
 from spinevcf.schema import StudyRecord, VertebraRecord
 
 __all__ = [
@@ -268,13 +274,14 @@ def build_secondary_capture(
     manufacturer: str = "spinevcf",
     series_instance_uid: str | None = None,
     sop_instance_uid: str | None = None,
-) -> hd.sc.SCImage:
+) -> FileDataset:
     """Wrap the rendered picture in a DICOM Secondary Capture Image (new series, same study).
 
-    Patient and study attributes are copied from ``source`` by highdicom
-    (``SCImage.from_ref_dataset``). Conversion Type is WSD (workstation),
-    photometric interpretation RGB, Burned In Annotation YES. The patient
-    orientation is (P, F): columns run anterior to posterior, rows cranial to caudal.
+    Patient and study attributes are copied from ``source``
+    (:func:`spinevcf.report.header.new_instance`). Conversion Type is WSD (workstation),
+    photometric interpretation RGB (8 bits, interleaved), Burned In Annotation YES, Implicit
+    VR Little Endian. The patient orientation is (P, F): columns run anterior to posterior,
+    rows cranial to caudal.
 
     Args:
         rgb: (H, W, 3) uint8 picture from :func:`render_annotated_cpr`.
@@ -294,32 +301,41 @@ def build_secondary_capture(
     arr = np.asarray(rgb)
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
         raise ValueError(f"rgb must be an (H, W, 3) uint8 array, got {arr.shape} {arr.dtype}")
-    ref = Dataset()
-    for keyword in ("StudyInstanceUID", *PATIENT_STUDY_KEYWORDS, "SpecificCharacterSet"):
-        if keyword in source:
-            setattr(ref, keyword, getattr(source, keyword))
-        elif keyword == "StudyInstanceUID":
-            raise ValueError("source header lacks StudyInstanceUID")
-        elif keyword != "SpecificCharacterSet":
-            setattr(ref, keyword, None)
-    sc = hd.sc.SCImage.from_ref_dataset(
-        ref_dataset=ref,
-        pixel_array=np.ascontiguousarray(arr),
-        photometric_interpretation=hd.PhotometricInterpretationValues.RGB,
-        bits_allocated=8,
-        coordinate_system=hd.CoordinateSystemNames.PATIENT,
+    if "StudyInstanceUID" not in source:
+        raise ValueError("source header lacks StudyInstanceUID")
+    now = datetime.datetime.now()
+    sc = header.new_instance(
+        source,
+        sop_class_uid=SecondaryCaptureImageStorage,
+        sop_instance_uid=sop_instance_uid or generate_uid(),
+        transfer_syntax_uid=ImplicitVRLittleEndian,
         series_instance_uid=series_instance_uid or generate_uid(),
         series_number=series_number,
-        sop_instance_uid=sop_instance_uid or generate_uid(),
         instance_number=instance_number,
+        modality="OT",
         manufacturer=manufacturer,
-        patient_orientation=("P", "F"),
         series_description=SC_SERIES_DESCRIPTION,
+        now=now,
     )
-    sc.ConversionType = hd.sc.ConversionTypeValues.WSD.value
+    # General Image and SC Equipment / SC Image modules.
+    sc.PatientOrientation = ["P", "F"]
+    sc.ImageType = ["DERIVED", "SECONDARY", "OTHER"]
+    sc.ConversionType = "WSD"
+    sc.DateOfSecondaryCapture = DA(now.date())
+    sc.TimeOfSecondaryCapture = TM(now.time())
     sc.BurnedInAnnotation = "YES"
     # The picture shows the spine whatever the source's Body Part Examined; an unpaired
     # part also makes Laterality (type 2C) correctly absent.
     sc.BodyPartExamined = SC_BODY_PART
     sc.ImageComments = f"spinevcf {__version__}: {CAPTION}"
+    # Image Pixel module: 8-bit RGB, colour-by-pixel.
+    sc.Rows, sc.Columns = int(arr.shape[0]), int(arr.shape[1])
+    sc.SamplesPerPixel = 3
+    sc.PhotometricInterpretation = "RGB"
+    sc.PlanarConfiguration = 0
+    sc.BitsAllocated = 8
+    sc.BitsStored = 8
+    sc.HighBit = 7
+    sc.PixelRepresentation = 0
+    sc.PixelData = np.ascontiguousarray(arr).tobytes()
     return sc

@@ -19,12 +19,13 @@ from types import MappingProxyType
 from typing import Final
 
 from pydicom.dataset import Dataset
-from pydicom.sr.coding import Code
 
 from spinevcf.assess import NOT_ASSESSABLE_REASONS
+from spinevcf.report.sr_encode import Code
 from spinevcf.schema import DEFORMITIES, KEYPOINT_NAMES, LEVEL_STATUSES, LEVELS
 
 __all__ = [
+    "Code",
     "PRIVATE_SCHEME_DESIGNATOR",
     "PRIVATE_SCHEME_NAME",
     "PRIVATE_SCHEME_VERSION",

@@ -1,7 +1,7 @@
 """DICOM Structured Report (TID 1500 Measurement Report) of the spinevcf findings.
 
-The SR is a Comprehensive 3D SR built with highdicom. Its content tree is
-(``docs/sr.md`` shows it as dsrdump prints it):
+The SR is a Comprehensive 3D SR. Its content tree is (``docs/sr.md`` shows it as dsrdump
+prints it):
 
 * TID 1500 Imaging Measurement Report: language, observer context (device =
   the spinevcf algorithm), procedure reported;
@@ -29,34 +29,43 @@ The SR is a Comprehensive 3D SR built with highdicom. Its content tree is
 Every TID 1501 group carries the TID 4019 Algorithm Identification, which
 identifies the algorithm of all the measurements and evaluations in the group
 (repeating it on every measurement tripled the size of the tree).
-Patient and study attributes are copied by highdicom from the source CT header;
+Patient and study attributes are copied from the source CT header;
 every instance of the evaluated series is listed in the Current Requested
 Procedure Evidence Sequence.
+
+Building uses pydicom alone: the document header by :mod:`spinevcf.report.header`, the
+content tree and the evidence list written straight to their bytes by
+:mod:`spinevcf.report.sr_encode`. The document is the one highdicom's template classes and
+``Comprehensive3DSR`` built before issue 15 (compared byte for byte in
+``tests/report/test_sr_encode.py``, where highdicom stays the reference). Reading back
+(:func:`read_sr_measurements`, :func:`read_sr_patient_findings`) uses highdicom, imported
+when first called, so that writing a report never imports it.
 """
 
 from __future__ import annotations
 
-import copy
+import datetime
 import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import highdicom as hd
 import numpy as np
+from pydicom.charset import convert_encodings
 from pydicom.dataset import Dataset, FileDataset
-from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_dataset
-from pydicom.sr.codedict import codes
-from pydicom.sr.coding import Code
-from pydicom.uid import generate_uid
+from pydicom.uid import Comprehensive3DSRStorage, ExplicitVRLittleEndian, generate_uid
 
 from spinevcf._version import __version__
 from spinevcf.grading import GRADE_THRESHOLDS
 from spinevcf.report import codes as C
-from spinevcf.report import sr_encode
+from spinevcf.report import header, sr_encode
+from spinevcf.report.header import PATIENT_STUDY_KEYWORDS
+from spinevcf.report.sr_encode import Code
 from spinevcf.schema import KEYPOINT_NAMES, StudyRecord, VertebraRecord
+
+if TYPE_CHECKING:
+    import highdicom as hd
 
 __all__ = [
     "ALGORITHM_NAME",
@@ -86,31 +95,15 @@ _HEIGHT_KEYPOINTS: Final = {
     "middle": ("middle_superior", "middle_inferior"),
     "posterior": ("posterior_superior", "posterior_inferior"),
 }
-#: Content Sequence and Current Requested Procedure Evidence Sequence.
-_CONTENT_SEQUENCE_TAG: Final = 0x0040A730
+#: Current Requested Procedure Evidence Sequence.
 _EVIDENCE_TAG: Final = 0x0040A375
 _PATIENT_TRACKING_ID: Final = "Patient-level vertebral fracture assessment"
-#: Patient/study attributes copied from the source CT into every derived object (SR, SC);
-#: highdicom reads them from the first evidence item (type 2 in the SR IOD).
-PATIENT_STUDY_KEYWORDS: Final = (
-    "PatientName",
-    "PatientID",
-    "PatientBirthDate",
-    "PatientSex",
-    "AccessionNumber",
-    "StudyID",
-    "StudyDate",
-    "StudyTime",
-    "ReferringPhysicianName",
-)
-_COPIED_FOR_EVIDENCE: Final = (
-    *PATIENT_STUDY_KEYWORDS,
-    "SpecificCharacterSet",
-    "StudyInstanceUID",
-    "SeriesInstanceUID",
-    "SOPClassUID",
-    "Modality",
-)
+#: Language of the content (RFC 5646), TID 1204.
+_LANGUAGE: Final = Code("en-US", "RFC5646", "English (United States)")
+#: SR Document General module: the report is complete, not verified, not final.
+_COMPLETION_FLAG: Final = "COMPLETE"
+_VERIFICATION_FLAG: Final = "UNVERIFIED"
+_PRELIMINARY_FLAG: Final = "PRELIMINARY"
 
 
 def _check_uid(uid: str, what: str) -> str:
@@ -124,175 +117,36 @@ def _same(a: Code | hd.sr.CodedConcept | None, b: Code) -> bool:
     return a is not None and a.value == b.value and a.scheme_designator == b.scheme_designator
 
 
-def _algorithm_id(version: str) -> hd.sr.AlgorithmIdentification:
-    """TID 4019 Algorithm Identification with the grading parameters."""
-    return hd.sr.AlgorithmIdentification(
-        name=ALGORITHM_NAME, version=version, parameters=_algorithm_parameters()
-    )
-
-
-def _prepare_source(source: Dataset) -> Dataset:
-    """Validate the source CT header and return a copy with the type 2 attributes present."""
+def _check_source(source: Dataset) -> None:
+    """Refuse a source header without the identifiers the SR takes from it."""
     if not isinstance(source, Dataset):
         raise TypeError(f"source must be a pydicom Dataset, got {type(source).__name__}")
     for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPClassUID", "FrameOfReferenceUID"):
         if keyword not in source or not str(getattr(source, keyword)).strip():
             raise ValueError(f"source header lacks {keyword}")
         _check_uid(str(getattr(source, keyword)), f"source {keyword}")
-    src = Dataset()
-    for keyword in _COPIED_FOR_EVIDENCE:
-        if keyword in source:
-            setattr(src, keyword, getattr(source, keyword))
-        elif keyword in PATIENT_STUDY_KEYWORDS:
-            setattr(src, keyword, None)
-    src.SOPInstanceUID = source.get("SOPInstanceUID", "")
-    return src
 
 
-def _evidence(src: Dataset, uids: Sequence[str], *, uid_only: bool = False) -> list[Dataset]:
-    """One minimal header per referenced instance of the evaluated series.
+def _evidence_uids(source: Dataset, uids: Sequence[str]) -> list[str]:
+    """The checked SOP Instance UIDs of the evidence, each once, in the given order.
 
-    highdicom copies the patient and study attributes from the first item only and reads
-    just the study, series, SOP class and SOP instance UIDs of the others, so only the
-    first is a full copy of ``src``; the others hold those four UIDs (a deep copy of the
-    whole header per slice was a sizeable part of building the SR). With ``uid_only``
-    the others are the checked UID strings alone (:mod:`sr_encode` writes their items).
+    Empty ``uids``: the source slice alone.
     """
     if not uids:
-        if not str(src.SOPInstanceUID):
+        own = str(source.get("SOPInstanceUID", ""))
+        if not own:
             raise ValueError(
                 "no referenced_sop_instance_uids given and the source header has no SOPInstanceUID"
             )
-        uids = [str(src.SOPInstanceUID)]
-    out: list[Dataset] = []
+        uids = [own]
+    out: list[str] = []
     seen: set[str] = set()
     for i, uid in enumerate(uids):
         uid = _check_uid(uid, f"referenced_sop_instance_uids[{i}]")
-        if uid in seen:
-            continue
-        seen.add(uid)
-        if out and uid_only:
-            out.append(uid)  # type: ignore[arg-type]
-            continue
-        if out:
-            ds = Dataset()
-            ds.StudyInstanceUID = src.StudyInstanceUID
-            ds.SeriesInstanceUID = src.SeriesInstanceUID
-            ds.SOPClassUID = src.SOPClassUID
-        else:
-            ds = copy.deepcopy(src)  # Dataset.update would share (and so overwrite) the UID element
-        ds.SOPInstanceUID = uid
-        out.append(ds)
+        if uid not in seen:
+            seen.add(uid)
+            out.append(uid)
     return out
-
-
-def _vertebra_group(
-    v: VertebraRecord, frame_of_reference_uid: str, algo: hd.sr.AlgorithmIdentification
-) -> hd.sr.MeasurementsAndQualitativeEvaluations:
-    """TID 1501 group of one vertebral body (an assessed one, or one not assessable)."""
-    level_code = C.LEVEL_CODES[v.label]
-    if not v.assessed:
-        return _not_assessable_group(v, algo)
-    kp = {name: v.keypoints[i] for i, name in enumerate(KEYPOINT_NAMES)}
-    measurements: list[hd.sr.Measurement] = []
-    for key, modifier in C.HEIGHT_MODIFIERS.items():
-        if key not in v.heights_mm:
-            raise ValueError(f"vertebra {v.label}: heights_mm lacks {key!r}")
-        sup, inf = _HEIGHT_KEYPOINTS[key]
-        coords = [
-            hd.sr.CoordinatesForMeasurement3D(
-                graphic_type=hd.sr.GraphicTypeValues3D.POINT,
-                graphic_data=np.asarray([kp[name]], dtype=np.float64),
-                frame_of_reference_uid=frame_of_reference_uid,
-                purpose=C.KEYPOINT_CODES[name],
-            )
-            for name in (sup, inf)
-        ]
-        measurements.append(
-            hd.sr.Measurement(
-                name=C.HEIGHT,
-                value=float(v.heights_mm[key]),
-                unit=C.UNIT_MM,
-                finding_sites=[hd.sr.FindingSite(level_code, topographical_modifier=modifier)],
-                referenced_coordinates=coords,
-            )
-        )
-    for key, pct in (v.height_reductions_pct or {}).items():
-        if key not in C.HEIGHT_REDUCTION_CODES:
-            raise ValueError(
-                f"vertebra {v.label}: unknown height reduction {key!r}; "
-                f"expected one of {sorted(C.HEIGHT_REDUCTION_CODES)}"
-            )
-        measurements.append(
-            hd.sr.Measurement(name=C.HEIGHT_REDUCTION_CODES[key], value=float(pct), unit=C.UNIT_PERCENT)
-        )
-    if v.fracture_probability is not None:
-        measurements.append(
-            hd.sr.Measurement(
-                name=C.VERTEBRAL_FRACTURE_PROBABILITY,
-                value=float(v.fracture_probability),
-                unit=C.UNIT_NO_UNITS,
-            )
-        )
-    evaluations = [
-        hd.sr.QualitativeEvaluation(C.GENANT_GRADE, C.GENANT_GRADE_VALUES[v.genant_grade]),
-        hd.sr.QualitativeEvaluation(C.DEFORMITY_TYPE, C.DEFORMITY_VALUES[v.deformity]),
-    ]
-    if v.genant_grade in C.GRADE_SEVERITY:
-        evaluations.append(hd.sr.QualitativeEvaluation(C.SEVERITY, C.GRADE_SEVERITY[v.genant_grade]))
-    measurements.extend(_level_measurements(v))
-    evaluations.extend(_level_evaluations(v))
-    return hd.sr.MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=hd.sr.TrackingIdentifier(
-            uid=generate_uid(), identifier=f"{v.label} vertebral body"
-        ),
-        finding_type=C.VERTEBRAL_BODY,
-        algorithm_id=algo,
-        finding_sites=[hd.sr.FindingSite(level_code)],
-        measurements=measurements,
-        qualitative_evaluations=evaluations,
-    )
-
-
-def _level_measurements(v: VertebraRecord) -> list[hd.sr.Measurement]:
-    if v.level_confidence is None:
-        return []
-    return [hd.sr.Measurement(name=C.LEVEL_CONFIDENCE, value=float(v.level_confidence), unit=C.UNIT_NO_UNITS)]
-
-
-def _level_evaluations(v: VertebraRecord) -> list[hd.sr.QualitativeEvaluation]:
-    if v.level_status is None:
-        return []
-    return [hd.sr.QualitativeEvaluation(C.LEVEL_STATUS, C.LEVEL_STATUS_VALUES[v.level_status])]
-
-
-def _not_assessable_group(
-    v: VertebraRecord, algo: hd.sr.AlgorithmIdentification
-) -> hd.sr.MeasurementsAndQualitativeEvaluations:
-    """TID 1501 group of a detected body the image cannot support a finding for.
-
-    No height, no Genant grade, no probability: only the level, the status "Not Evaluated"
-    and the reason (docs/sr.md).
-    """
-    if v.assessment_reason not in C.NOT_ASSESSABLE_REASON_VALUES:
-        raise ValueError(f"vertebra {v.label}: unknown assessment_reason {v.assessment_reason!r}")
-    evaluations = [
-        hd.sr.QualitativeEvaluation(C.ASSESSMENT_STATUS, C.NOT_EVALUATED),
-        hd.sr.QualitativeEvaluation(
-            C.NOT_ASSESSABLE_REASON, C.NOT_ASSESSABLE_REASON_VALUES[v.assessment_reason]
-        ),
-        *_level_evaluations(v),
-    ]
-    return hd.sr.MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=hd.sr.TrackingIdentifier(
-            uid=generate_uid(), identifier=f"{v.label} vertebral body"
-        ),
-        finding_type=C.VERTEBRAL_BODY,
-        algorithm_id=algo,
-        finding_sites=[hd.sr.FindingSite(C.LEVEL_CODES[v.label])],
-        measurements=_level_measurements(v) or None,
-        qualitative_evaluations=evaluations,
-    )
 
 
 def _algorithm_parameters() -> list[str]:
@@ -300,14 +154,16 @@ def _algorithm_parameters() -> list[str]:
     return [f"genant_thresholds={thresholds}", "method=Zakharov2023-CPR-keypoints"]
 
 
-def _group_values(v: VertebraRecord, algorithm_version: str) -> sr_encode.GroupValues:
-    """What :func:`_vertebra_group` puts into one body's group, for :mod:`sr_encode`.
+def _group_values(v: VertebraRecord, algorithm: tuple[str, str, Sequence[str]]) -> sr_encode.GroupValues:
+    """The TID 1501 group of one vertebral body (an assessed one, or one not assessable).
 
-    Checks the record as :func:`_vertebra_group` does (same errors) and draws the tracking
-    UID at the same point, so both paths give the same document.
+    A body that is not assessable has no height, no Genant grade, no probability: only the
+    level, the status "Not Evaluated" and the reason (docs/sr.md).
+
+    Raises:
+        ValueError: a height is missing, or a reduction or reason is unknown.
     """
     level_code = C.LEVEL_CODES[v.label]
-    algorithm = (ALGORITHM_NAME, algorithm_version, _algorithm_parameters())
     level_measurements = (
         []
         if v.level_confidence is None
@@ -339,7 +195,7 @@ def _group_values(v: VertebraRecord, algorithm_version: str) -> sr_encode.GroupV
             raise ValueError(f"vertebra {v.label}: heights_mm lacks {key!r}")
         points = [(C.KEYPOINT_CODES[name], [float(x) for x in kp[name]]) for name in _HEIGHT_KEYPOINTS[key]]
         heights.append((C.HEIGHT, float(v.heights_mm[key]), C.UNIT_MM, modifier, points))
-    measurements: list[tuple[Code, float, Code]] = []
+    measurements: list[tuple[Code, int | float, Code]] = []
     for key, pct in (v.height_reductions_pct or {}).items():
         if key not in C.HEIGHT_REDUCTION_CODES:
             raise ValueError(
@@ -369,75 +225,38 @@ def _group_values(v: VertebraRecord, algorithm_version: str) -> sr_encode.GroupV
     )
 
 
-def _encode_dataset(ds: Dataset) -> bytes:
-    """``ds`` as pydicom writes it inside a sequence item (explicit VR little endian)."""
-    fp = DicomBytesIO()
-    fp.is_little_endian = True
-    fp.is_implicit_VR = False
-    write_dataset(fp, ds)
-    return fp.getvalue()
+def _patient_group_values(
+    record: StudyRecord, algorithm: tuple[str, str, Sequence[str]]
+) -> sr_encode.GroupValues:
+    """The patient-level TID 1501 group (also the only group when no vertebra was found).
 
-
-def _patient_group(
-    record: StudyRecord, algo: hd.sr.AlgorithmIdentification
-) -> hd.sr.MeasurementsAndQualitativeEvaluations:
-    """TID 1501 patient-level group (also the only group when no vertebra was found)."""
+    The counts are integers (Numeric Value only); the probability a float.
+    """
     n_eval = sum(1 for v in record.vertebrae if v.assessed)
     n_not = len(record.vertebrae) - n_eval
     n_frac = sum(1 for v in record.vertebrae if v.fractured)
     fractured = record.patient_fractured if record.patient_fractured is not None else n_frac > 0
-    measurements = [
-        hd.sr.Measurement(C.NUMBER_OF_VERTEBRAE_EVALUATED, n_eval, C.UNIT_NO_UNITS),
-        hd.sr.Measurement(C.NUMBER_OF_VERTEBRAE_NOT_ASSESSABLE, n_not, C.UNIT_NO_UNITS),
-        hd.sr.Measurement(C.NUMBER_OF_FRACTURED_VERTEBRAE, n_frac, C.UNIT_NO_UNITS),
+    measurements: list[tuple[Code, int | float, Code]] = [
+        (C.NUMBER_OF_VERTEBRAE_EVALUATED, n_eval, C.UNIT_NO_UNITS),
+        (C.NUMBER_OF_VERTEBRAE_NOT_ASSESSABLE, n_not, C.UNIT_NO_UNITS),
+        (C.NUMBER_OF_FRACTURED_VERTEBRAE, n_frac, C.UNIT_NO_UNITS),
     ]
     if record.patient_fracture_probability is not None:
         measurements.append(
-            hd.sr.Measurement(
-                C.PATIENT_FRACTURE_PROBABILITY,
-                float(record.patient_fracture_probability),
-                C.UNIT_NO_UNITS,
-            )
+            (C.PATIENT_FRACTURE_PROBABILITY, float(record.patient_fracture_probability), C.UNIT_NO_UNITS)
         )
-    evaluations = [
-        hd.sr.QualitativeEvaluation(C.VERTEBRAL_BODY_DETECTED, C.YES if record.vertebrae else C.NO),
-        hd.sr.QualitativeEvaluation(C.ANY_VERTEBRAL_FRACTURE, C.YES if fractured else C.NO),
-    ]
-    return hd.sr.MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier=_PATIENT_TRACKING_ID),
+    return sr_encode.GroupValues(
+        tracking_identifier=_PATIENT_TRACKING_ID,
+        tracking_uid=generate_uid(),
         finding_type=C.VERTEBRAL_FRACTURE_ASSESSMENT,
-        algorithm_id=algo,
-        finding_sites=[hd.sr.FindingSite(C.SPINE)],
+        finding_site=C.SPINE,
+        algorithm=algorithm,
         measurements=measurements,
-        qualitative_evaluations=evaluations,
+        evaluations=[
+            (C.VERTEBRAL_BODY_DETECTED, C.YES if record.vertebrae else C.NO),
+            (C.ANY_VERTEBRAL_FRACTURE, C.YES if fractured else C.NO),
+        ],
     )
-
-
-def _attach_encoded(sr: FileDataset, groups: Sequence[bytes], evidence: Sequence[Dataset | str]) -> None:
-    """Put the directly encoded vertebra groups and evidence list into ``sr``.
-
-    The groups go before the patient-level group in the Imaging Measurements container,
-    the evidence replaces the one-instance list highdicom made. Both are raw elements:
-    pydicom writes them as they are, and parses them (like any element read from a file)
-    when they are accessed. The datasets holding them are marked as explicit VR little
-    endian in their own character set, so that pydicom's writer does not parse them first.
-    """
-    container = sr.ContentSequence[-1]
-    patient = [_encode_dataset(item) for item in container.ContentSequence]
-    container[_CONTENT_SEQUENCE_TAG] = sr_encode.raw_sequence(
-        _CONTENT_SEQUENCE_TAG, sr_encode.sequence_value([*groups, *patient])
-    )
-    container.set_original_encoding(False, True, container._character_set)
-    first = evidence[0]
-    assert isinstance(first, Dataset)
-    uids = [str(first.SOPInstanceUID), *(str(u) for u in evidence[1:])]
-    sr[_EVIDENCE_TAG] = sr_encode.raw_sequence(
-        _EVIDENCE_TAG,
-        sr_encode.evidence_sequence_value(
-            str(first.StudyInstanceUID), str(first.SeriesInstanceUID), str(first.SOPClassUID), uids
-        ),
-    )
-    sr.set_original_encoding(False, True, sr._character_set)
 
 
 def build_sr(
@@ -451,7 +270,6 @@ def build_sr(
     manufacturer: str = ALGORITHM_NAME,
     series_instance_uid: str | None = None,
     sop_instance_uid: str | None = None,
-    direct_encoding: bool = True,
 ) -> FileDataset:
     """Build the TID 1500 Measurement Report of a study as a Comprehensive 3D SR.
 
@@ -468,20 +286,18 @@ def build_sr(
         manufacturer: Manufacturer of the SR and of the observer device.
         series_instance_uid: UID of the new series (generated when ``None``).
         sop_instance_uid: UID of the SR instance (generated when ``None``).
-        direct_encoding: write the vertebra groups and the evidence list straight to
-            their bytes (:mod:`spinevcf.report.sr_encode`; the same document, about 10x
-            faster to build and save) instead of through highdicom's template classes.
-            Text that is not ASCII always takes the highdicom path.
 
     Returns:
-        The SR dataset, ready for ``save_as``; :func:`highdicom.sr.srread` (or
-        ``highdicom.sr.Comprehensive3DSR.from_dataset``) gives its content as highdicom
-        objects, and :func:`read_sr_measurements` reads it back.
+        The SR dataset (Explicit VR Little Endian), ready for ``save_as``. Its content tree
+        and evidence list are encoded already and written as they are;
+        :func:`highdicom.sr.srread` (or ``highdicom.sr.Comprehensive3DSR.from_dataset``)
+        gives its content as highdicom objects, and :func:`read_sr_measurements` reads it back.
 
     Raises:
-        TypeError: ``source`` is not a pydicom Dataset.
+        TypeError: ``source`` is not a pydicom Dataset, or a number is not an integer.
         ValueError: a required attribute is missing, a UID is malformed, the
-            record belongs to another study or series, or a vertebra lacks a height.
+            record belongs to another study or series, a vertebra lacks a height,
+            a number is below 1 or the manufacturer is not a valid DICOM LO.
 
     Example:
         >>> sr = build_sr(record, volume.info.dataset,
@@ -490,90 +306,85 @@ def build_sr(
     """
     if not isinstance(record, StudyRecord):
         raise TypeError(f"record must be a StudyRecord, got {type(record).__name__}")
-    src = _prepare_source(source)
-    if record.study_instance_uid and record.study_instance_uid != str(src.StudyInstanceUID):
+    _check_source(source)
+    if record.study_instance_uid and record.study_instance_uid != str(source.StudyInstanceUID):
         raise ValueError("record.study_instance_uid differs from the source header's StudyInstanceUID")
-    if record.series_instance_uid and record.series_instance_uid != str(src.SeriesInstanceUID):
+    if record.series_instance_uid and record.series_instance_uid != str(source.SeriesInstanceUID):
         raise ValueError("record.series_instance_uid differs from the source header's SeriesInstanceUID")
     labels = [v.label for v in record.vertebrae]
     if len(set(labels)) != len(labels):
         raise ValueError("record lists a vertebral level more than once")
     for_uid = str(source.FrameOfReferenceUID)
-    algo = _algorithm_id(algorithm_version)
-    direct = direct_encoding and sr_encode.is_ascii(algorithm_version, *labels)
-    evidence = _evidence(src, referenced_sop_instance_uids, uid_only=direct)
-
-    if direct:
-        encoded = [
-            sr_encode.vertebra_group_item(_group_values(v, algorithm_version), for_uid)
-            for v in record.vertebrae
-        ]
-        groups = [_patient_group(record, algo)]
-    else:
-        groups = [_vertebra_group(v, for_uid, algo) for v in record.vertebrae]
-        groups.append(_patient_group(record, algo))
-    device = hd.sr.DeviceObserverIdentifyingAttributes(
+    evidence = _evidence_uids(source, referenced_sop_instance_uids)
+    algorithm = (ALGORITHM_NAME, algorithm_version, _algorithm_parameters())
+    # UIDs are drawn in this order: tracking UIDs (vertebrae, then the patient group),
+    # device observer, series, instance (tests/report/highdicom_reference.py draws alike).
+    groups = [_group_values(v, algorithm) for v in record.vertebrae]
+    groups.append(_patient_group_values(record, algorithm))
+    device = sr_encode.DeviceObserver(
         uid=generate_uid(entropy_srcs=[ALGORITHM_NAME, algorithm_version]),
         name=ALGORITHM_NAME,
-        manufacturer_name=manufacturer,
+        manufacturer=manufacturer,
         model_name=f"{ALGORITHM_NAME} {algorithm_version}",
     )
-    context = hd.sr.ObservationContext(
-        observer_device_context=hd.sr.ObserverContext(
-            observer_type=codes.DCM.Device, observer_identifying_attributes=device
-        )
+    series_uid = (
+        _check_uid(series_instance_uid, "series_instance_uid") if series_instance_uid else generate_uid()
     )
-    report = hd.sr.MeasurementReport(
-        observation_context=context,
+    sop_uid = _check_uid(sop_instance_uid, "sop_instance_uid") if sop_instance_uid else generate_uid()
+
+    sr = header.new_instance(
+        source,
+        sop_class_uid=Comprehensive3DSRStorage,
+        sop_instance_uid=sop_uid,
+        transfer_syntax_uid=ExplicitVRLittleEndian,
+        series_instance_uid=series_uid,
+        series_number=series_number,
+        instance_number=instance_number,
+        modality="SR",
+        manufacturer=manufacturer,
+        series_description=SR_SERIES_DESCRIPTION,
+        now=datetime.datetime.now(),
+    )
+    # SR Document General module (no request, no performed procedure step).
+    sr.CompletionFlag = _COMPLETION_FLAG
+    sr.VerificationFlag = _VERIFICATION_FLAG
+    sr.PreliminaryFlag = _PRELIMINARY_FLAG
+    sr.PerformedProcedureCodeSequence = []
+    sr.ReferencedPerformedProcedureStepSequence = []
+    sr.CodingSchemeIdentificationSequence = [C.coding_scheme_identification()]
+    encodings = convert_encodings(sr.get("SpecificCharacterSet", sr_encode.DEFAULT_ENCODINGS[0]))
+    content = sr_encode.measurement_report_content(
+        language=_LANGUAGE,
+        device=device,
         procedure_reported=C.PROCEDURE_CT,
-        imaging_measurements=groups,
-        title=C.IMAGING_MEASUREMENT_REPORT,
-        language_of_content_item_and_descendants=hd.sr.LanguageOfContentItemAndDescendants(
-            hd.sr.CodedConcept("en-US", "RFC5646", "English (United States)")
+        groups=[sr_encode.measurement_group_item(g, for_uid, encodings) for g in groups],
+        encodings=encodings,
+    )
+    for element in sr_encode.root_elements(
+        C.IMAGING_MEASUREMENT_REPORT, sr_encode.MEASUREMENT_REPORT_TEMPLATE, content
+    ):
+        sr[element.tag] = element
+    sr[_EVIDENCE_TAG] = sr_encode.raw_sequence(
+        _EVIDENCE_TAG,
+        sr_encode.evidence_sequence_value(
+            str(source.StudyInstanceUID), str(source.SeriesInstanceUID), str(source.SOPClassUID), evidence
         ),
     )
-    root = report[0]
-    # highdicom's SR constructor deep-copies the content tree, parses the copy back into its
-    # content-item classes and walks it twice looking for IMAGE/COMPOSITE references (the
-    # evidence check): about 60 % of building a 20-vertebra report. The tree holds no such
-    # references (only SCOORD3D points in the CT's frame of reference), so the document is
-    # built around the root container alone, which yields the same modules and evidence, and
-    # the finished tree is then attached as it is.
-    stub = Dataset()
-    for element in root:
-        if element.keyword != "ContentSequence":
-            stub.add(element)
-    stub.ContentSequence = []
-    document = hd.sr.Comprehensive3DSR(
-        evidence=evidence[:1] if direct else evidence,
-        content=stub,
-        series_instance_uid=_check_uid(series_instance_uid, "series_instance_uid")
-        if series_instance_uid
-        else generate_uid(),
-        series_number=series_number,
-        sop_instance_uid=_check_uid(sop_instance_uid, "sop_instance_uid")
-        if sop_instance_uid
-        else generate_uid(),
-        instance_number=instance_number,
-        manufacturer=manufacturer,
-        is_complete=True,
-        series_description=SR_SERIES_DESCRIPTION,
-    )
-    sr = FileDataset("", Dataset(document), file_meta=document.file_meta, preamble=b"\0" * 128)
-    sr.ContentSequence = root.ContentSequence
-    sr.CodingSchemeIdentificationSequence = [C.coding_scheme_identification()]
-    if direct:
-        _attach_encoded(sr, encoded, evidence)
+    # The raw elements are explicit VR little endian in the document's character set: marked
+    # so, pydicom's writer copies them as they are instead of parsing them first.
+    sr.set_original_encoding(False, True, sr._character_set)
     logger.info(
         "built measurement report: %d vertebral bodies, %d evidence instances",
         len(record.vertebrae),
-        len(referenced_sop_instance_uids) or 1,
+        len(evidence),
     )
     return sr
 
 
 # --------------------------------------------------------------------------- reading back
 def _load_report(path: str | Path | Dataset) -> hd.sr.MeasurementReport:
+    import highdicom as hd  # reading only: writing a report never imports highdicom (issue 15)
+
     sr = path if isinstance(path, Dataset) else hd.sr.srread(path)
     if not isinstance(sr, hd.sr.Comprehensive3DSR):
         sr = hd.sr.Comprehensive3DSR.from_dataset(sr)
@@ -593,10 +404,12 @@ def _lookup(code: hd.sr.CodedConcept, table: dict[Any, Code] | Any, what: str) -
 def _evaluation_values(
     group: hd.sr.MeasurementsAndQualitativeEvaluations, name: Code
 ) -> list[hd.sr.CodedConcept]:
+    from highdicom.sr import CodedConcept  # imported already by _load_report
+
     values: list[hd.sr.CodedConcept] = []
-    for evaluation in group.get_qualitative_evaluations(name=name):
+    for evaluation in group.get_qualitative_evaluations(name=name.as_pydicom()):
         value = evaluation.value
-        if not isinstance(value, hd.sr.CodedConcept):
+        if not isinstance(value, CodedConcept):
             raise ValueError(f"{name.meaning!r} evaluation does not hold a code")
         values.append(value)
     return values
@@ -610,7 +423,7 @@ def _single_evaluation(group: hd.sr.MeasurementsAndQualitativeEvaluations, name:
 
 
 def _single_value(group: hd.sr.MeasurementsAndQualitativeEvaluations, name: Code) -> float | None:
-    found = group.get_measurements(name=name)
+    found = group.get_measurements(name=name.as_pydicom())
     if len(found) > 1:
         raise ValueError(f"expected at most one {name.meaning!r} measurement, found {len(found)}")
     return float(found[0].value) if found else None
@@ -645,7 +458,7 @@ def _read_vertebra(group: hd.sr.MeasurementsAndQualitativeEvaluations) -> tuple[
         }
     heights: dict[str, float] = {}
     keypoints: dict[str, list[float]] = {}
-    for m in group.get_measurements(name=C.HEIGHT):
+    for m in group.get_measurements(name=C.HEIGHT.as_pydicom()):
         if not _same(m.unit, C.UNIT_MM):
             raise ValueError(f"{level}: height unit is not mm")
         modifiers = [fs.topographical_modifier for fs in m.finding_sites]

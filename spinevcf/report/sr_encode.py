@@ -1,16 +1,21 @@
-"""Direct encoding of the per-vertebra part of the spinevcf SR (speed; same bytes).
+"""Direct encoding of the spinevcf SR content tree (speed; the same bytes as highdicom wrote).
 
-Building one TID 1501 group per vertebral body with highdicom's template classes and then
-encoding it with pydicom cost most of the write stage (issue 15: ~0.3 s of a 0.32 s write
-at 19 vertebrae and 300 slices; ~20 000 pydicom elements, each validated on assignment and
-again when written). This module writes the same content items straight to their Explicit
-VR Little Endian bytes:
+Building the TID 1500 tree with highdicom's template classes and then encoding it with
+pydicom cost most of the write stage (issue 15: ~0.3 s of a 0.32 s write at 19 vertebrae and
+300 slices; ~20 000 pydicom elements, each validated on assignment and again when written),
+and importing highdicom cost a fresh ``python -m app`` process about 0.5 s more. This module
+writes the content items straight to their Explicit VR Little Endian bytes:
 
-* :func:`vertebra_group_item` - the TID 1501 group of one vertebral body, assessed or not
-  assessable, exactly as :func:`spinevcf.report.sr._vertebra_group` builds it with
-  highdicom (same items, same order, same values: ``NumericValue`` formatted by pydicom's
-  ``DS(..., auto_format=True)``, ``FloatingPointValue`` as float64, SCOORD3D points as
-  float32);
+* :func:`measurement_group_item` - one TID 1501 Measurement Group: a vertebral body (assessed
+  or not assessable) or the patient-level group, with the items, order and values highdicom's
+  ``MeasurementsAndQualitativeEvaluations`` gave (``NumericValue`` formatted by pydicom's
+  ``DS(..., auto_format=True)``, ``FloatingPointValue`` as float64 for float values only,
+  SCOORD3D points as float32);
+* :func:`measurement_report_content` - the Content Sequence of the TID 1500 root: language,
+  observer context (a device), procedure reported and the Imaging Measurements container
+  holding the groups, as highdicom's ``MeasurementReport``;
+* :func:`root_elements` - the root container's own elements (value type, title, continuity,
+  template), which sit at the top level of the SR document;
 * :func:`evidence_sequence_value` - the Current Requested Procedure Evidence Sequence
   (one study, one series, every instance in the given order) as highdicom's
   ``collect_evidence`` makes it;
@@ -19,10 +24,11 @@ VR Little Endian bytes:
 
 Encoding rules are those of pydicom's writer for a new dataset: elements in tag order,
 defined lengths for sequences and items, text padded to even length with a space, UIDs
-with a NUL. Text is encoded as ASCII, which every DICOM character set (``ISO_IR 100``,
-``ISO_IR 192``, ISO 2022 ...) encodes identically; :func:`is_ascii` tells the caller when
-a value is not, and the caller then uses the highdicom path. ``tests/report/
-test_sr_encode.py`` checks that both paths write the same file apart from UIDs and times.
+with a NUL. Codes and fixed texts are ASCII, which every DICOM character set (``ISO_IR 100``,
+``ISO_IR 192``, ISO 2022 ...) encodes identically; a TEXT item value that is not ASCII (an
+algorithm version, a manufacturer) is encoded with pydicom's ``encode_string`` in the
+document's character set (``encodings``), as pydicom's writer would. ``tests/report/
+test_sr_encode.py`` checks that the SR is the file highdicom wrote, apart from UIDs and times.
 """
 
 from __future__ import annotations
@@ -30,31 +36,71 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from typing import Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
+from pydicom.charset import default_encoding, encode_string
 from pydicom.dataelem import RawDataElement
-from pydicom.sr.coding import Code
 from pydicom.tag import Tag
 from pydicom.valuerep import DS
 
+if TYPE_CHECKING:
+    from pydicom.sr.coding import Code as PydicomCode
+
 __all__ = [
-    "VERTEBRA_GROUP_TEMPLATE",
+    "Code",
+    "MEASUREMENT_GROUP_TEMPLATE",
+    "MEASUREMENT_REPORT_TEMPLATE",
+    "DEFAULT_ENCODINGS",
     "GroupValues",
-    "is_ascii",
+    "DeviceObserver",
     "content_item",
     "code_item",
-    "vertebra_group_item",
+    "measurement_group_item",
+    "measurement_report_content",
+    "root_elements",
     "evidence_sequence_value",
     "raw_sequence",
     "sequence_value",
 ]
+
+
+class Code(NamedTuple):
+    """A coded concept: what a Code Sequence Macro item holds (PS3.3 Table 8.8-1).
+
+    spinevcf's own rather than :class:`pydicom.sr.coding.Code`, whose import loads all of
+    ``pydicom.sr`` with pydicom's concept dictionaries (about 0.1 s of a fresh process,
+    issue 15). The attribute names are pydicom's and highdicom's, so their codes compare
+    with it attribute by attribute; :meth:`as_pydicom` gives pydicom's class where a
+    library needs it (highdicom, when reading a report back).
+
+    Attributes:
+        value: Code Value (Long Code Value / URN Code Value when longer than 16 characters).
+        scheme_designator: Coding Scheme Designator.
+        meaning: Code Meaning.
+        scheme_version: Coding Scheme Version, when the scheme needs one.
+    """
+
+    value: str
+    scheme_designator: str
+    meaning: str
+    scheme_version: str | None = None
+
+    def as_pydicom(self) -> PydicomCode:
+        """The same concept as :class:`pydicom.sr.coding.Code` (imports ``pydicom.sr``)."""
+        from pydicom.sr.coding import Code as PydicomCode
+
+        return PydicomCode(self.value, self.scheme_designator, self.meaning, self.scheme_version)
+
 
 #: VRs with a 4-byte length field (and 2 reserved bytes) in explicit VR (PS3.5 7.1.2).
 _LONG_VRS: Final = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UN", "UR", "UT", "SV", "UV"})
 _ITEM_TAG: Final = (0xFFFE, 0xE000)
 #: Codes longer than this go to Long Code Value (highdicom.sr.CodedConcept).
 _SHORT_CODE_MAX: Final = 16
-VERTEBRA_GROUP_TEMPLATE: Final = "1501"
+MEASUREMENT_GROUP_TEMPLATE: Final = "1501"
+MEASUREMENT_REPORT_TEMPLATE: Final = "1500"
+#: Python encodings of a document without Specific Character Set (pydicom's default).
+DEFAULT_ENCODINGS: Final = (default_encoding,)
 
 # Tags (group << 16 | element) of the elements written here.
 _CODE_VALUE: Final = 0x00080100
@@ -91,11 +137,6 @@ _REFERENCED_FRAME_OF_REFERENCE_UID: Final = 0x30060024
 _HEADER_SHORT: Final = struct.Struct("<HH2sH")
 _HEADER_LONG: Final = struct.Struct("<HH2sHI")
 _ITEM_HEADER: Final = struct.Struct("<HHI")
-
-
-def is_ascii(*values: str) -> bool:
-    """Whether every value is 7-bit ASCII (identical bytes in every DICOM character set)."""
-    return all(v.isascii() for v in values)
 
 
 def _element(tag: int, vr: str, value: bytes) -> bytes:
@@ -150,7 +191,11 @@ def _code_body(value: str, scheme: str, meaning: str, version: str | None) -> by
 
 
 def code_item(code: Code) -> bytes:
-    """Body of a code sequence item (Code Sequence Macro) for ``code``."""
+    """Body of a code sequence item (Code Sequence Macro) for ``code``.
+
+    ``code`` may also be a :class:`pydicom.sr.coding.Code` or a highdicom ``CodedConcept``
+    (the same attributes).
+    """
     return _code_body(str(code.value), str(code.scheme_designator), str(code.meaning), code.scheme_version)
 
 
@@ -177,8 +222,18 @@ def content_item(
     return b"".join(e for _, e in sorted(elements, key=lambda te: te[0]))
 
 
-def _text_item(relationship: str, name: Code, text: str) -> bytes:
-    return content_item(relationship, "TEXT", name, [(_TEXT_VALUE, _text(_TEXT_VALUE, "UT", text))])
+def _text_value(value: str, encodings: Sequence[str]) -> bytes:
+    """Text Value (UT) element: ASCII as it is, other text as pydicom's writer encodes it."""
+    if value.isascii():
+        return _text(_TEXT_VALUE, "UT", value)
+    raw = encode_string(value, list(encodings))
+    if len(raw) % 2:
+        raw += b" "
+    return _element(_TEXT_VALUE, "UT", raw)
+
+
+def _text_item(relationship: str, name: Code, text: str, encodings: Sequence[str]) -> bytes:
+    return content_item(relationship, "TEXT", name, [(_TEXT_VALUE, _text_value(text, encodings))])
 
 
 def _uidref_item(relationship: str, name: Code, uid: str) -> bytes:
@@ -200,7 +255,7 @@ def _ds_string(value: float) -> str:
     return ds.original_string if hasattr(ds, "original_string") else str(ds)
 
 
-def _num_item(name: Code, value: float, unit: Code, children: Sequence[bytes] = ()) -> bytes:
+def _num_item(name: Code, value: int | float, unit: Code, children: Sequence[bytes] = ()) -> bytes:
     """NUM content item (CONTAINS) as highdicom's NumContentItem: DS text and, for floats, FD."""
     measured = [
         (_MEASUREMENT_UNITS_CODE_SEQUENCE, _code_sequence(_MEASUREMENT_UNITS_CODE_SEQUENCE, unit)),
@@ -234,17 +289,18 @@ def _point_item(purpose: Code, point: Sequence[float], frame_of_reference_uid: s
 
 
 class GroupValues:
-    """What one vertebral body's group says, as codes and numbers (built by ``spinevcf.report.sr``).
+    """What one TID 1501 group says, as codes and numbers (built by ``spinevcf.report.sr``).
 
     Attributes:
         tracking_identifier: text of the Tracking Identifier.
         tracking_uid: the Tracking Unique Identifier.
         finding_type: the group's Finding code.
-        finding_site: the vertebra's code.
+        finding_site: the group's Finding Site (the vertebra's code, or the spine).
         algorithm: (name, version, parameters) of TID 4019.
         heights: per height, (name, value, unit, topographical modifier,
             ((purpose, point LPS), ...)).
-        measurements: other NUM items, (name, value, unit), in order.
+        measurements: other NUM items, (name, value, unit), in order; an ``int`` value is
+            written as Numeric Value alone, a ``float`` also as Floating Point Value.
         evaluations: CODE items, (name, value), in order.
     """
 
@@ -268,7 +324,7 @@ class GroupValues:
         finding_site: Code,
         algorithm: tuple[str, str, Sequence[str]],
         heights: Sequence[tuple[Code, float, Code, Code, Sequence[tuple[Code, Sequence[float]]]]] = (),
-        measurements: Sequence[tuple[Code, float, Code]] = (),
+        measurements: Sequence[tuple[Code, int | float, Code]] = (),
         evaluations: Sequence[tuple[Code, Code]] = (),
     ) -> None:
         self.tracking_identifier = tracking_identifier
@@ -291,32 +347,55 @@ _ALGORITHM_NAME: Final = Code("111001", "DCM", "Algorithm Name")
 _ALGORITHM_VERSION: Final = Code("111003", "DCM", "Algorithm Version")
 _ALGORITHM_PARAMETERS: Final = Code("111002", "DCM", "Algorithm Parameters")
 _MEASUREMENT_GROUP: Final = Code("125007", "DCM", "Measurement Group")
+# TID 1500 root items (DCM, as pydicom's codedict and highdicom name them).
+_LANGUAGE: Final = Code("121049", "DCM", "Language of Content Item and Descendants")
+_OBSERVER_TYPE: Final = Code("121005", "DCM", "Observer Type")
+_DEVICE: Final = Code("121007", "DCM", "Device")
+_DEVICE_OBSERVER_UID: Final = Code("121012", "DCM", "Device Observer UID")
+_DEVICE_OBSERVER_NAME: Final = Code("121013", "DCM", "Device Observer Name")
+_DEVICE_OBSERVER_MANUFACTURER: Final = Code("121014", "DCM", "Device Observer Manufacturer")
+_DEVICE_OBSERVER_MODEL_NAME: Final = Code("121015", "DCM", "Device Observer Model Name")
+_PROCEDURE_REPORTED: Final = Code("121058", "DCM", "Procedure reported")
+_IMAGING_MEASUREMENTS: Final = Code("126010", "DCM", "Imaging Measurements")
+
+
+def _template_item(identifier: str) -> bytes:
+    """Body of a Content Template Sequence item: DCMR template ``identifier``."""
+    return _text(_MAPPING_RESOURCE, "CS", "DCMR") + _text(_TEMPLATE_IDENTIFIER, "CS", identifier)
 
 
 @lru_cache(maxsize=8)
 def _template_sequence(identifier: str) -> bytes:
-    body = _text(_MAPPING_RESOURCE, "CS", "DCMR") + _text(_TEMPLATE_IDENTIFIER, "CS", identifier)
-    return _sequence(_CONTENT_TEMPLATE_SEQUENCE, [body])
+    return _sequence(_CONTENT_TEMPLATE_SEQUENCE, [_template_item(identifier)])
 
 
-def _algorithm_items(algorithm: tuple[str, str, Sequence[str]]) -> list[bytes]:
+def _algorithm_items(algorithm: tuple[str, str, Sequence[str]], encodings: Sequence[str]) -> list[bytes]:
     name, version, parameters = algorithm
     items = [
-        _text_item("HAS CONCEPT MOD", _ALGORITHM_NAME, name),
-        _text_item("HAS CONCEPT MOD", _ALGORITHM_VERSION, version),
+        _text_item("HAS CONCEPT MOD", _ALGORITHM_NAME, name, encodings),
+        _text_item("HAS CONCEPT MOD", _ALGORITHM_VERSION, version, encodings),
     ]
-    items.extend(_text_item("HAS CONCEPT MOD", _ALGORITHM_PARAMETERS, p) for p in parameters)
+    items.extend(_text_item("HAS CONCEPT MOD", _ALGORITHM_PARAMETERS, p, encodings) for p in parameters)
     return items
 
 
-def vertebra_group_item(g: GroupValues, frame_of_reference_uid: str) -> bytes:
-    """Body of the TID 1501 Measurement Group container of one vertebral body."""
+def measurement_group_item(
+    g: GroupValues, frame_of_reference_uid: str, encodings: Sequence[str] = DEFAULT_ENCODINGS
+) -> bytes:
+    """Body of one TID 1501 Measurement Group container (CONTAINS, in Imaging Measurements).
+
+    Args:
+        g: what the group says.
+        frame_of_reference_uid: frame of reference of the SCOORD3D points of the heights.
+        encodings: Python encodings of the document's character set
+            (``pydicom.charset.convert_encodings``), for TEXT values that are not ASCII.
+    """
     children = [
-        _text_item("HAS OBS CONTEXT", _TRACKING_IDENTIFIER, g.tracking_identifier),
+        _text_item("HAS OBS CONTEXT", _TRACKING_IDENTIFIER, g.tracking_identifier, encodings),
         _uidref_item("HAS OBS CONTEXT", _TRACKING_UID, g.tracking_uid),
         _code_value_item("CONTAINS", _FINDING, g.finding_type),
         _code_value_item("HAS CONCEPT MOD", _FINDING_SITE, g.finding_site),
-        *_algorithm_items(g.algorithm),
+        *_algorithm_items(g.algorithm, encodings),
     ]
     for name, value, unit, modifier, points in g.heights:
         site = _code_value_item(
@@ -331,9 +410,87 @@ def vertebra_group_item(g: GroupValues, frame_of_reference_uid: str) -> bytes:
     children.extend(_code_value_item("CONTAINS", name, value) for name, value in g.evaluations)
     values = [
         (_CONTINUITY_OF_CONTENT, _text(_CONTINUITY_OF_CONTENT, "CS", "CONTINUOUS")),
-        (_CONTENT_TEMPLATE_SEQUENCE, _template_sequence(VERTEBRA_GROUP_TEMPLATE)),
+        (_CONTENT_TEMPLATE_SEQUENCE, _template_sequence(MEASUREMENT_GROUP_TEMPLATE)),
     ]
     return content_item("CONTAINS", "CONTAINER", _MEASUREMENT_GROUP, values, children)
+
+
+class DeviceObserver:
+    """TID 1004 Device Observer Identifying Attributes of the observer context.
+
+    Attributes:
+        uid: Device Observer UID.
+        name: Device Observer Name.
+        manufacturer: Device Observer Manufacturer.
+        model_name: Device Observer Model Name.
+    """
+
+    __slots__ = ("uid", "name", "manufacturer", "model_name")
+
+    def __init__(self, *, uid: str, name: str, manufacturer: str, model_name: str) -> None:
+        self.uid = uid
+        self.name = name
+        self.manufacturer = manufacturer
+        self.model_name = model_name
+
+
+def measurement_report_content(
+    *,
+    language: Code,
+    device: DeviceObserver,
+    procedure_reported: Code,
+    groups: Sequence[bytes],
+    encodings: Sequence[str] = DEFAULT_ENCODINGS,
+) -> bytes:
+    """Value of the Content Sequence of the TID 1500 Imaging Measurement Report root.
+
+    Language of content (TID 1204), observer context: observer type Device and its
+    identifying attributes (TID 1002 / 1004), procedure reported, then the Imaging
+    Measurements container holding ``groups`` (bodies from :func:`measurement_group_item`).
+    """
+    items = [
+        _code_value_item("HAS CONCEPT MOD", _LANGUAGE, language),
+        _code_value_item("HAS OBS CONTEXT", _OBSERVER_TYPE, _DEVICE),
+        _uidref_item("HAS OBS CONTEXT", _DEVICE_OBSERVER_UID, device.uid),
+        _text_item("HAS OBS CONTEXT", _DEVICE_OBSERVER_NAME, device.name, encodings),
+        _text_item("HAS OBS CONTEXT", _DEVICE_OBSERVER_MANUFACTURER, device.manufacturer, encodings),
+        _text_item("HAS OBS CONTEXT", _DEVICE_OBSERVER_MODEL_NAME, device.model_name, encodings),
+        _code_value_item("HAS CONCEPT MOD", _PROCEDURE_REPORTED, procedure_reported),
+        content_item(
+            "CONTAINS",
+            "CONTAINER",
+            _IMAGING_MEASUREMENTS,
+            [(_CONTINUITY_OF_CONTENT, _text(_CONTINUITY_OF_CONTENT, "CS", "CONTINUOUS"))],
+            groups,
+        ),
+    ]
+    return sequence_value(items)
+
+
+def root_elements(title: Code, template_identifier: str, content: bytes) -> list[RawDataElement]:
+    """The root CONTAINER's elements, which an SR document holds at its top level.
+
+    Value Type, Concept Name Code Sequence (the document title), Continuity Of Content,
+    Content Template Sequence (DCMR ``template_identifier``) and the Content Sequence
+    (``content``, e.g. from :func:`measurement_report_content`), as raw elements.
+    """
+    return [
+        _raw(_VALUE_TYPE, "CS", _padded("CONTAINER")),
+        raw_sequence(_CONCEPT_NAME_CODE_SEQUENCE, sequence_value([code_item(title)])),
+        _raw(_CONTINUITY_OF_CONTENT, "CS", _padded("CONTINUOUS")),
+        raw_sequence(_CONTENT_TEMPLATE_SEQUENCE, sequence_value([_template_item(template_identifier)])),
+        raw_sequence(_CONTENT_SEQUENCE, content),
+    ]
+
+
+def _padded(value: str) -> bytes:
+    raw = value.encode("ascii")
+    return raw + b" " if len(raw) % 2 else raw
+
+
+def _raw(tag: int, vr: str, value: bytes) -> RawDataElement:
+    """A pydicom raw element: explicit VR, little endian, value already encoded."""
+    return RawDataElement(Tag(tag), vr, len(value), value, 0, False, True)
 
 
 def evidence_sequence_value(
@@ -353,4 +510,4 @@ def evidence_sequence_value(
 
 def raw_sequence(keyword_tag: int, value: bytes) -> RawDataElement:
     """A sequence element holding already encoded items (explicit VR little endian)."""
-    return RawDataElement(Tag(keyword_tag), "SQ", len(value), value, 0, False, True)
+    return _raw(keyword_tag, "SQ", value)

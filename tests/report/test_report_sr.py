@@ -172,11 +172,14 @@ def test_not_assessable_body_has_status_reason_and_no_grade(cut_sr_path: Path, r
     # The cut body's group holds no Genant grade, no height and no probability.
     groups = hd.sr.srread(cut_sr_path).content.get_image_measurement_groups()
     l2 = next(g for g in groups if g.tracking_identifier == "L2 vertebral body")
-    assert l2.get_qualitative_evaluations(name=C.GENANT_GRADE) == []
-    assert l2.get_measurements(name=C.HEIGHT) == []
-    assert l2.get_measurements(name=C.VERTEBRAL_FRACTURE_PROBABILITY) == []
-    (status,) = l2.get_qualitative_evaluations(name=C.ASSESSMENT_STATUS)
-    assert status.value == C.NOT_EVALUATED
+    # (highdicom matches names against pydicom codes: spinevcf's Code is converted first)
+    assert l2.get_qualitative_evaluations(name=C.GENANT_GRADE.as_pydicom()) == []
+    assert l2.get_measurements(name=C.HEIGHT.as_pydicom()) == []
+    assert l2.get_measurements(name=C.VERTEBRAL_FRACTURE_PROBABILITY.as_pydicom()) == []
+    (status,) = l2.get_qualitative_evaluations(name=C.ASSESSMENT_STATUS.as_pydicom())
+    assert status.value == C.NOT_EVALUATED.as_pydicom()
+    t12 = next(g for g in groups if g.tracking_identifier == "T12 vertebral body")
+    assert len(t12.get_measurements(name=C.HEIGHT.as_pydicom())) == 3
 
 
 def test_sr_with_not_assessable_body_passes_dciodvfy(cut_sr_path: Path) -> None:
