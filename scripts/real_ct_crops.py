@@ -61,10 +61,8 @@ CROPS: tuple[tuple[int, int], ...] = (
 
 
 def crop(volume: Volume, first: int, end: int) -> Volume:
-    """Slices ``first:end`` of ``volume`` (slice axis first) with the affine moved to match."""
-    affine = volume.affine.copy()
-    affine[:3, 3] = volume.affine[:3, :3] @ np.array([first, 0.0, 0.0]) + volume.affine[:3, 3]
-    return Volume(np.ascontiguousarray(volume.array[first:end]), affine, volume.info)
+    """Slices ``first:end`` of ``volume`` (slice axis first), at their patient positions."""
+    return volume.crop((first, 0, 0), (end, volume.shape[1], volume.shape[2]))
 
 
 def check_crop(pipe: Pipeline, ct: Volume, labels: Volume, first: int, end: int) -> dict[str, Any]:

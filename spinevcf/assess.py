@@ -216,7 +216,7 @@ def _inside_cpr_rows(cpr: CPRImage, kp: npt.NDArray[np.float64]) -> bool:
 
 def keypoints_in_scan(volume: Volume, cpr: CPRImage, det: Detection) -> int:
     """How many of a detection's six keypoints lie inside the scanned volume."""
-    idx = _to_index(volume, cpr.pixel_to_lps(np.asarray(det.keypoints_px, dtype=np.float64)))
+    idx = volume.lps_to_index(cpr.pixel_to_lps(np.asarray(det.keypoints_px, dtype=np.float64)))
     shape = np.asarray(volume.shape, dtype=np.float64)
     return int(((idx >= -0.5) & (idx <= shape - 0.5)).all(axis=1).sum())
 
@@ -235,17 +235,12 @@ def _usable_neighbours(
 ) -> npt.NDArray[np.bool_]:
     """Detections whose position says something about their neighbours' size."""
     centres = cpr.pixel_to_lps(np.stack([np.asarray(d.center_px, dtype=np.float64) for d in detections]))
-    idx = _to_index(volume, centres)
+    idx = volume.lps_to_index(centres)
     inside = (idx[:, 0] >= 0) & (idx[:, 0] <= volume.shape[0] - 1)
     rows = [np.asarray(d.keypoints_px, dtype=np.float64)[:, 0] for d in detections]
     height = np.array([np.mean(r[3:6] - r[0:3]) for r in rows]) * cpr.pixel_mm
     tall = height >= SLIVER_FRACTION * float(np.median(height))
     return inside & tall
-
-
-def _to_index(volume: Volume, pts: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    inv = np.linalg.inv(volume.affine)
-    return pts @ inv[:3, :3].T + inv[:3, 3]
 
 
 def reconstruction_circle(volume: Volume) -> bool:
@@ -284,22 +279,21 @@ def reconstruction_circle(volume: Volume) -> bool:
     return True
 
 
-def _inside(volume: Volume, idx: npt.NDArray[np.float64], circle: bool = False) -> tuple[bool, bool]:
-    """(inside the scanned range along the slice axis, inside the image in-plane).
-
-    With ``circle``, in-plane also means inside the reconstruction circle inscribed in the
-    image (:func:`reconstruction_circle`).
-    """
+def _inside(volume: Volume, idx: npt.NDArray[np.float64]) -> tuple[bool, bool]:
+    """(inside the scanned range along the slice axis, inside the image in-plane)."""
     shape = np.asarray(volume.shape, dtype=np.float64)
-    spacing = np.linalg.norm(volume.affine[:3, :3], axis=0)
     z_ok = bool(((idx[:, 0] >= SLICE_MARGIN) & (idx[:, 0] <= shape[0] - 1 - SLICE_MARGIN)).all())
-    pad = IN_PLANE_MARGIN_MM / spacing[1:]
+    pad = IN_PLANE_MARGIN_MM / volume.spacing[1:]
     xy_ok = bool(((idx[:, 1:] >= -0.5 + pad) & (idx[:, 1:] <= shape[1:] - 0.5 - pad)).all())
-    if circle and xy_ok:
-        centre = 0.5 * (shape[1:] - 1.0)
-        radius = 0.5 * shape[1] - float(pad[0])
-        xy_ok = bool((((idx[:, 1:] - centre) ** 2).sum(axis=1) <= radius**2).all())
     return z_ok, xy_ok
+
+
+def _in_circle(volume: Volume, idx: npt.NDArray[np.float64]) -> bool:
+    """Whether points lie :data:`IN_PLANE_MARGIN_MM` inside the circle inscribed in the image
+    (the reconstruction circle: :func:`reconstruction_circle`)."""
+    centre = 0.5 * (np.asarray(volume.shape[1:], dtype=np.float64) - 1.0)
+    radius = 0.5 * volume.shape[1] - IN_PLANE_MARGIN_MM / float(volume.spacing[1])
+    return bool((((idx[:, 1:] - centre) ** 2).sum(axis=1) <= radius**2).all())
 
 
 def _sample(volume: Volume, idx: npt.NDArray[np.float64], fill: float) -> npt.NDArray[np.float64]:
@@ -338,15 +332,20 @@ def _outline(
     return cpr.curve.local_to_global(S, np.tile(u, ss.size), np.tile(v, ss.size))
 
 
+def _central_columns(kp_rc: npt.NDArray[np.float64], n_cols: int) -> npt.NDArray[np.int64]:
+    """CPR columns of the central 60 % of a body's depth (between its keypoints), inside the image."""
+    c0, c1 = float(kp_rc[:, 1].min()), float(kp_rc[:, 1].max())
+    width = c1 - c0
+    cols = np.arange(int(round(c0 + 0.2 * width)), int(round(c1 - 0.2 * width)) + 1)
+    return cols[(cols >= 0) & (cols < n_cols)]
+
+
 def _disc_visible(cpr: CPRImage, kp_rc: npt.NDArray[np.float64], caudal: bool, pitch: float) -> bool:
     """Whether the CPR shows a disc (a dip, then bone) beyond one endplate of a body."""
     img = cpr.image[0]
     rows_valid = int(cpr.valid_rows or img.shape[0])
     plate = kp_rc[3:6] if caudal else kp_rc[0:3]
-    c0, c1 = np.sort([kp_rc[:, 1].min(), kp_rc[:, 1].max()])
-    width = c1 - c0
-    cols = np.arange(int(round(c0 + 0.2 * width)), int(round(c1 - 0.2 * width)) + 1)
-    cols = cols[(cols >= 0) & (cols < img.shape[1])]
+    cols = _central_columns(kp_rc, img.shape[1])
     start = float(plate[:, 0].mean())
     length = EXTENT_PITCH_FRACTION * pitch / cpr.pixel_mm
     stop = start + length if caudal else start - length
@@ -381,10 +380,7 @@ def _disc_in_scan(
     """
     img = cpr.image[0]
     plate = kp_rc[3:6] if caudal else kp_rc[0:3]
-    c0, c1 = float(kp_rc[:, 1].min()), float(kp_rc[:, 1].max())
-    width = c1 - c0
-    cols = np.arange(int(round(c0 + 0.2 * width)), int(round(c1 - 0.2 * width)) + 1)
-    cols = cols[(cols >= 0) & (cols < img.shape[1])]
+    cols = _central_columns(kp_rc, img.shape[1])
     out = 1 if caudal else -1
     inset = int(round(KEYPOINT_INSET_MM / cpr.pixel_mm))  # the endplate's cortex may lie inside the keypoints
     start = int(round(float(plate[:, 0].mean()))) - out * inset
@@ -394,7 +390,7 @@ def _disc_in_scan(
     if cols.size == 0 or rows.size < 3:
         return False
     rc = np.stack(np.meshgrid(rows, cols, indexing="ij"), axis=-1).reshape(-1, 2).astype(np.float64)
-    z = _to_index(volume, cpr.pixel_to_lps(rc))[:, 0].reshape(rows.size, cols.size)
+    z = volume.lps_to_index(cpr.pixel_to_lps(rc))[:, 0].reshape(rows.size, cols.size)
     last = volume.shape[0] - 1
     in_scan = ((z >= 0.0) & (z <= last)).all(axis=1)  # between the first and last slice centres
     n_in = int(np.argmin(in_scan)) if not in_scan.all() else rows.size  # rows before the first outside
@@ -462,7 +458,7 @@ def assess_bodies(
         z_ok = True
         for caudal, half in ((False, (s_lo, float(s_c[i]))), (True, (float(s_c[i]), s_hi))):
             along = _box(cpr, half, (u_lo, u_hi), LATERAL_SAMPLES_MM, step / 2.0)
-            if not _inside(volume, _to_index(volume, along))[0] and not _disc_in_scan(
+            if not _inside(volume, volume.lps_to_index(along))[0] and not _disc_in_scan(
                 volume, cpr, kps[i], caudal, float(pitch[i, int(caudal)])
             ):
                 z_ok = False
@@ -477,11 +473,11 @@ def assess_bodies(
             (-half_width, 0.0, half_width),
             step,
         )
-        _, xy_ok = _inside(volume, _to_index(volume, body))
+        _, xy_ok = _inside(volume, volume.lps_to_index(body))
         if xy_ok and circle:
             # the body's elliptic outline (its walls), not its box, inside the circle
             wall = _outline(cpr, (float(s_kp.min()), float(s_kp.max())), (wall_lo, wall_hi), half_width, step)
-            _, xy_ok = _inside(volume, _to_index(volume, wall), circle=True)
+            xy_ok = _in_circle(volume, volume.lps_to_index(wall))
         if not z_ok:
             reason = "cut_by_scan_range"
         elif not xy_ok:
@@ -495,7 +491,7 @@ def assess_bodies(
                 CORE_LATERAL_MM,
                 3.0,
             )
-            if (_sample(volume, _to_index(volume, core), fill=-3024.0) < OUTSIDE_FOV_HU).any():
+            if (_sample(volume, volume.lps_to_index(core), fill=-3024.0) < OUTSIDE_FOV_HU).any():
                 reason = "cut_by_field_of_view"
         # 3. Metal in or next to the body.
         if reason is None:
@@ -508,7 +504,7 @@ def assess_bodies(
                 METAL_STEP_MM,
             )
             if (
-                int((_sample(volume, _to_index(volume, region), fill=0.0) >= METAL_HU).sum())
+                int((_sample(volume, volume.lps_to_index(region), fill=0.0) >= METAL_HU).sum())
                 >= METAL_MIN_SAMPLES
             ):
                 reason = "next_to_metal"

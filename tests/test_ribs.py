@@ -193,23 +193,6 @@ def _phantom_column(tubes: list[tuple[float, float, float]]) -> Volume:
     return Volume(hu, aff)
 
 
-def test_find_ribs_needs_reach_thinness_and_a_posterior_root() -> None:
-    # z of four bodies: 45, 15, -15, -45 (cranial first). Tubes:
-    # at 45, posterior and long: a rib; at 15, posterior but short: a transverse process;
-    # at -15, long but in front of the body: a vessel leaving the aorta; at -45: nothing.
-    vol = _phantom_column([(45.0, 20.0, 78.0), (15.0, 20.0, 55.0), (-15.0, -20.0, 78.0)])
-    curve = SpineCurve.from_nodes([[0, 0, 75], [0, 0, -75]])
-    cpr = make_cpr(vol, curve)
-    dets = []
-    for zc in (45.0, 15.0, -15.0, -45.0):
-        kp_lps = np.array([[0, y, zc + dz] for dz in (8.0, -8.0) for y in (-14.0, 0.0, 14.0)])
-        kp = cpr.lps_to_pixel(kp_lps)
-        dets.append(Detection(1.0, kp.mean(axis=0), kp, flat_probs(), label=None))
-    ev = find_ribs(vol, cpr, dets)
-    assert ev.sides.tolist() == [2, 0, 0, 0]
-    assert {r.side for r in ev.ribs} == {1, -1} and all(r.vertebra == 0 for r in ev.ribs)
-
-
 def _four_bodies(vol: Volume) -> tuple[CPRImage, list[Detection]]:
     """The CPR of :func:`_phantom_column` and four unlabelled bodies at z 45, 15, -15, -45."""
     curve = SpineCurve.from_nodes([[0, 0, 75], [0, 0, -75]])
@@ -220,6 +203,17 @@ def _four_bodies(vol: Volume) -> tuple[CPRImage, list[Detection]]:
         kp = cpr.lps_to_pixel(kp_lps)
         dets.append(Detection(1.0, kp.mean(axis=0), kp, flat_probs(), label=None))
     return cpr, dets
+
+
+def test_find_ribs_needs_reach_thinness_and_a_posterior_root() -> None:
+    # z of four bodies: 45, 15, -15, -45 (cranial first). Tubes:
+    # at 45, posterior and long: a rib; at 15, posterior but short: a transverse process;
+    # at -15, long but in front of the body: a vessel leaving the aorta; at -45: nothing.
+    vol = _phantom_column([(45.0, 20.0, 78.0), (15.0, 20.0, 55.0), (-15.0, -20.0, 78.0)])
+    cpr, dets = _four_bodies(vol)
+    ev = find_ribs(vol, cpr, dets)
+    assert ev.sides.tolist() == [2, 0, 0, 0]
+    assert {r.side for r in ev.ribs} == {1, -1} and all(r.vertebra == 0 for r in ev.ribs)
 
 
 def _add_bone(vol: Volume, mask_of_xyz: object) -> None:

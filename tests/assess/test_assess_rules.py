@@ -136,13 +136,11 @@ def test_body_wall_outside_the_reconstruction_circle_is_not_assessable(run) -> N
     sr, sc = (1.0 if r < vol.shape[1] / 2 else -1.0), (1.0 if c < vol.shape[2] / 2 else -1.0)
     r0, c0 = int(round(r + sr * off)) - half, int(round(c + sc * off)) - half
     assert r0 >= 0 and c0 >= 0 and r0 + 2 * half <= vol.shape[1] and c0 + 2 * half <= vol.shape[2]
-    arr = vol.array[:, r0 : r0 + 2 * half, c0 : c0 + 2 * half].copy()
-    aff = vol.affine.copy()
-    aff[:3, 3] = vol.affine[:3, :3] @ np.array([0.0, r0, c0]) + vol.affine[:3, 3]
-    open_fov = Volume(arr.copy(), aff, vol.info)
+    open_fov = vol.crop((0, r0, c0), (vol.shape[0], r0 + 2 * half, c0 + 2 * half))
+    arr = open_fov.array.copy()
     yy, xx = np.ogrid[0 : 2 * half, 0 : 2 * half]
     arr[:, (yy - (half - 0.5)) ** 2 + (xx - (half - 0.5)) ** 2 > half**2] = -2048
-    padded = Volume(arr, aff, vol.info)
+    padded = Volume(arr, open_fov.affine, vol.info)
     assert reconstruction_circle(padded) and not reconstruction_circle(open_fov)
     assert assess_bodies(padded, cpr, dets, _heights(cpr, dets))[p].reason == "cut_by_field_of_view"
     assert assess_bodies(open_fov, cpr, dets, _heights(cpr, dets))[p].assessable
@@ -159,16 +157,15 @@ def test_crushed_body_at_the_scan_end_with_its_disc_in_view_is_graded() -> None:
     rule it was 'cut by the scan range' and the patient's only fracture was never called)."""
     case = generate_case(CRUSH_SEED, SynthConfig(fracture_rate=0.5, fov="lumbar"))
     vol = case.volume
-    inv = np.linalg.inv(vol.affine)
     labels = [v.label for v in case.truth.vertebrae]
     body, nxt = case.truth.vertebrae[labels.index("L1")], case.truth.vertebrae[labels.index("L2")]
     assert body.genant_grade == 3
-    z = lambda pts: (np.asarray(pts) @ inv[:3, :3].T + inv[:3, 3])[:, 0]  # noqa: E731
+    z = lambda pts: vol.lps_to_index(pts)[:, 0]  # noqa: E731
     assert z(nxt.keypoints_lps_mm).mean() > z(body.keypoints_lps_mm).mean()  # L2 at higher slice indices
     spacing = float(np.linalg.norm(vol.affine[:3, 0]))
     # The scan stops 3 mm inside L2 (beyond the whole of its superior endplate).
     last = int(np.floor(z(nxt.keypoints_lps_mm)[0:3].max())) + int(np.ceil(3.0 / spacing))
-    cropped = Volume(np.ascontiguousarray(vol.array[: last + 1]), vol.affine, vol.info)
+    cropped = vol.crop((0, 0, 0), (last + 1, vol.shape[1], vol.shape[2]))
     pipe = Pipeline(require_committed_models())
     try:
         record = pipe.run(cropped).record
