@@ -153,6 +153,11 @@ KEYPOINT_INSET_MM: Final = 2.0
 #: looked for where the expected extent leaves the scan: the 2 mm keypoint inset, the
 #: cortex and a disc of up to about 0.3 of the pitch (the lower lumbar discs).
 DISC_SEARCH_FRACTION: Final = 0.4
+#: Where the scan ends inside the disc beyond an endplate, the disc must be seen over at
+#: least this much of the profile (mm) and over at least ``OPEN_DISC_MIN_SLICES`` slice
+#: spacings, every sample ``DISC_CONTRAST_HU`` below the body's own cancellous bone.
+OPEN_DISC_MIN_MM: Final = 4.0
+OPEN_DISC_MIN_SLICES: Final = 2.0
 
 
 @dataclass(frozen=True)
@@ -363,20 +368,48 @@ def _disc_visible(cpr: CPRImage, kp_rc: npt.NDArray[np.float64], caudal: bool, p
     return bool(dip < profile.size - 1 and profile[dip:].max() - profile[dip] >= DISC_CONTRAST_HU)
 
 
+def _cancellous_hu(cpr: CPRImage, kp_rc: npt.NDArray[np.float64]) -> float | None:
+    """A body's cancellous bone on the CPR: median of the middle half of its rows (central columns)."""
+    img = cpr.image[0]
+    cols = _central_columns(kp_rc, img.shape[1])
+    r_sup, r_inf = float(kp_rc[0:3, 0].mean()), float(kp_rc[3:6, 0].mean())
+    quarter = 0.25 * (r_inf - r_sup)
+    inner = np.arange(int(np.ceil(r_sup + quarter)), int(np.floor(r_inf - quarter)) + 1)
+    inner = inner[(inner >= 0) & (inner < img.shape[0])]
+    if inner.size == 0 or cols.size == 0:
+        return None
+    return float(np.median(img[inner][:, cols].mean(axis=1)))
+
+
 def _disc_in_scan(
-    volume: Volume, cpr: CPRImage, kp_rc: npt.NDArray[np.float64], caudal: bool, pitch: float
+    volume: Volume,
+    cpr: CPRImage,
+    kp_rc: npt.NDArray[np.float64],
+    caudal: bool,
+    pitch: float,
+    neighbour_hu: float | None = None,
 ) -> bool:
-    """Whether the scan shows the disc beyond one endplate and the next body's bone past it.
+    """Whether the scan shows the disc beyond one endplate (and the next body's bone past it).
 
     The CPR profile (mean over the central 60 % of the body's columns) from
     :data:`KEYPOINT_INSET_MM` inside the endplate's keypoints outwards, up to
     :data:`DISC_SEARCH_FRACTION` of the pitch, is read only as far as every sample lies
-    between the first and last slice centres. Within that part it must dip at least
-    :data:`DISC_CONTRAST_HU` below the bone on both sides of the dip (the endplate, then the
-    next body's endplate) and more than :data:`DISC_BELOW_BODY_HU` below the body's own
-    cancellous bone, and the dip (the disc) must lie :data:`SLICE_MARGIN` slice spacings
-    inside the first / last slice centre. A body cut by the scan has no such profile: beyond
-    its last imaged part there is no scan.
+    between the first and last slice centres. The disc is in the scan when either
+
+    * the profile dips at least :data:`DISC_CONTRAST_HU` below the bone on both sides of the
+      dip (the endplate, then the next body's endplate) and more than
+      :data:`DISC_BELOW_BODY_HU` below the body's own cancellous bone, the dip (the disc)
+      :data:`SLICE_MARGIN` slice spacings inside the first / last slice centre; or
+    * the scan ends inside the disc: the profile is cut short by the scan's end, and its last
+      :data:`OPEN_DISC_MIN_MM` (and at least :data:`OPEN_DISC_MIN_SLICES` slice spacings)
+      up to that end all read at least :data:`DISC_CONTRAST_HU` below the cancellous bone
+      of the body and of its neighbour on the other side (``neighbour_hu``; a false thin
+      detection on two endplates reads denser than any body). A crushed body is much shorter
+      than its pitch, so its expected extent can leave the scan while its endplate and the
+      soft disc beyond it are in view.
+
+    A body cut by the scan has neither profile: beyond its last imaged part there is no
+    scan, and what the scan holds beyond a band inside a cut body is that body's own bone.
     """
     img = cpr.image[0]
     plate = kp_rc[3:6] if caudal else kp_rc[0:3]
@@ -397,23 +430,43 @@ def _disc_in_scan(
     if n_in < 3:
         return False
     profile = img[rows[:n_in]][:, cols].mean(axis=1)
+    # The body's own cancellous bone: a disc is softer than it.
+    body = _cancellous_hu(cpr, kp_rc)
+    if body is None:
+        return False
+    bone = body if neighbour_hu is None else min(body, neighbour_hu)
+    if n_in < rows.size and _open_disc(profile, z[:n_in], bone, cpr.pixel_mm):
+        return True
     dip = int(np.argmin(profile))
     if dip == 0 or dip == n_in - 1 or not ((z[dip] >= SLICE_MARGIN) & (z[dip] <= last - SLICE_MARGIN)).all():
         return False
     floor = float(profile[dip])
-    # The body's own cancellous bone (the middle half of its rows): a disc is softer than it.
-    r_sup, r_inf = float(kp_rc[0:3, 0].mean()), float(kp_rc[3:6, 0].mean())
-    quarter = 0.25 * (r_inf - r_sup)
-    inner = np.arange(int(np.ceil(r_sup + quarter)), int(np.floor(r_inf - quarter)) + 1)
-    inner = inner[(inner >= 0) & (inner < img.shape[0])]
-    if inner.size == 0:
-        return False
-    body = float(np.median(img[inner][:, cols].mean(axis=1)))
     return bool(
         floor < body - DISC_BELOW_BODY_HU
         and profile[:dip].max() - floor >= DISC_CONTRAST_HU
         and profile[dip + 1 :].max() - floor >= DISC_CONTRAST_HU
     )
+
+
+def _open_disc(
+    profile: npt.NDArray[np.float64], z: npt.NDArray[np.float64], body: float, pixel_mm: float
+) -> bool:
+    """Whether a profile that the scan's end cuts short ends in disc (see :func:`_disc_in_scan`).
+
+    Args:
+        profile: CPR intensities from inside the endplate outwards, up to the scan's end.
+        z: slice index of every sample of each profile row (rows x columns).
+        body: the cancellous bone the disc must be softer than (HU).
+        pixel_mm: CPR pixel size along the profile.
+    """
+    soft = profile <= body - DISC_CONTRAST_HU
+    if not soft[-1]:
+        return False
+    first = int(soft.size - np.argmin(soft[::-1])) if not soft.all() else 0  # the soft run up to the end
+    run_mm = (soft.size - first) * pixel_mm
+    centre = z[first:].mean(axis=1)
+    run_slices = float(centre.max() - centre.min()) if centre.size > 1 else 0.0
+    return run_mm >= OPEN_DISC_MIN_MM and run_slices >= OPEN_DISC_MIN_SLICES
 
 
 def assess_bodies(
@@ -443,6 +496,7 @@ def assess_bodies(
     usable = _usable_neighbours(volume, cpr, detections)
     pitch = _pitches(s_c, labels, usable)
     circle = reconstruction_circle(volume)
+    bone = [_cancellous_hu(cpr, kp) for kp in kps]
     out: list[Assessment] = []
     for i in range(n):
         s_kp, u_kp = cpr.pixel_to_local(kps[i])
@@ -458,8 +512,14 @@ def assess_bodies(
         z_ok = True
         for caudal, half in ((False, (s_lo, float(s_c[i]))), (True, (float(s_c[i]), s_hi))):
             along = _box(cpr, half, (u_lo, u_hi), LATERAL_SAMPLES_MM, step / 2.0)
+            other = i - 1 if caudal else i + 1  # the neighbour on the body's other side
             if not _inside(volume, volume.lps_to_index(along))[0] and not _disc_in_scan(
-                volume, cpr, kps[i], caudal, float(pitch[i, int(caudal)])
+                volume,
+                cpr,
+                kps[i],
+                caudal,
+                float(pitch[i, int(caudal)]),
+                bone[other] if 0 <= other < n else None,
             ):
                 z_ok = False
         # In-plane: the whole body, walls included. The walls lie beyond the keypoints

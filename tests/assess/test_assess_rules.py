@@ -182,3 +182,47 @@ def test_crushed_body_at_the_scan_end_with_its_disc_in_view_is_graded() -> None:
         v for v in record.vertebrae if z([v.center_lps_mm])[0] > z([l1.center_lps_mm])[0] + 5.0 / spacing
     ]
     assert not any(v.assessed for v in beyond)
+
+
+#: Seed reserved for this test: a 1 mm lumbar scan whose L2 is a grade-3 crush fracture, with
+#: an 8 mm L2-L3 disc (lowest point of L3's superior endplate to highest of L2's inferior).
+OPEN_DISC_SEED = 995139
+
+
+def test_crushed_body_whose_scan_ends_inside_the_disc_below_it_is_graded() -> None:
+    """The scan ends inside the disc below a crushed body, short of the next body's endplate.
+    The body's expected extent overhangs the scan's end, and there is no next endplate to
+    close the disc; the soft disc seen over several slices up to the scan's end shows that the
+    endplate above it is the body's own, so the body is whole and graded (before this rule it
+    was 'cut by the scan range')."""
+    case = generate_case(OPEN_DISC_SEED, SynthConfig(fracture_rate=0.5, fov="lumbar"))
+    vol = case.volume
+    labels = [v.label for v in case.truth.vertebrae]
+    body, nxt = case.truth.vertebrae[labels.index("L2")], case.truth.vertebrae[labels.index("L3")]
+    assert body.genant_grade == 3
+    z = lambda pts: vol.lps_to_index(pts)[:, 0]  # noqa: E731
+    assert z(nxt.keypoints_lps_mm).mean() > z(body.keypoints_lps_mm).mean()  # L3 at higher slice indices
+    spacing = float(np.linalg.norm(vol.affine[:3, 0]))
+    # The last slice lies 2 mm short of L3's superior endplate (inside the disc), at least
+    # 5 mm beyond every point of L2's inferior endplate.
+    last = int(np.floor(z(nxt.keypoints_lps_mm)[0:3].min() - 2.0 / spacing))
+    assert (last - z(body.keypoints_lps_mm)[3:6].max()) * spacing >= 5.0
+    cropped = vol.crop((0, 0, 0), (last + 1, vol.shape[1], vol.shape[2]))
+    pipe = Pipeline(require_committed_models())
+    try:
+        record = pipe.run(cropped).record
+    finally:
+        pipe.close()
+    truth = replace(
+        case.truth, vertebrae=[v for v in case.truth.vertebrae if v.label not in ("L3", "L4", "L5")]
+    )
+    m = match_study(truth, record, str(OPEN_DISC_SEED))
+    found = {truth.vertebrae[t].label: record.vertebrae[p] for t, p in m.pairs}
+    l2 = found["L2"]
+    assert l2.assessed, l2.assessment_reason
+    assert (l2.genant_grade or 0) >= 2 and record.patient_fractured
+    # Nothing beyond it (the scan holds none of L3's body) is graded.
+    beyond = [
+        v for v in record.vertebrae if z([v.center_lps_mm])[0] > z([l2.center_lps_mm])[0] + 5.0 / spacing
+    ]
+    assert not any(v.assessed for v in beyond)
