@@ -570,7 +570,8 @@ def assess_bodies(
                 reason = "next_to_metal"
         # 4. A last body far too short for its pitch, with no disc beyond it.
         if reason is None and heights is not None:
-            reason = _implausible(cpr, kps[i], heights[i], usable, i, pitch[i])
+            others = (bone[i + 1] if i + 1 < n else None, bone[i - 1] if i > 0 else None)
+            reason = _implausible(volume, cpr, kps[i], heights[i], usable, i, pitch[i], others)
         # 6. The body must lie within the straightened image it was measured on.
         if reason is None and not _inside_cpr_rows(cpr, kps[i]):
             reason = "outside_reformatted_image"
@@ -582,17 +583,22 @@ def assess_bodies(
 
 
 def _implausible(
+    volume: Volume,
     cpr: CPRImage,
     kp: npt.NDArray[np.float64],
     h: dict[str, float],
     usable: npt.NDArray[np.bool_],
     i: int,
     pitch: npt.NDArray[np.float64],
+    neighbour_hu: tuple[float | None, float | None] = (None, None),
 ) -> str | None:
     """``"implausible_height"`` for an end body too short for its pitch with no disc beyond.
 
     An end is a side without a usable detected neighbour (none, or only a detection outside
-    the scan or a sliver).
+    the scan or a sliver). The disc beyond it counts as seen where :func:`_disc_visible`
+    finds it in the reformatted image or, where the scan ends within that window,
+    :func:`_disc_in_scan` finds it inside the scan (``neighbour_hu``: the cancellous bone
+    of the neighbour on the other side of each end, cranial end first).
     """
     n = len(usable)
     ends = [
@@ -606,6 +612,8 @@ def _implausible(
     if float(np.mean(list(h.values()))) >= IMPLAUSIBLE_HEIGHT_FRACTION * expected:
         return None
     for side, caudal in ends:
-        if not _disc_visible(cpr, kp, caudal, float(pitch[side])):
+        if not _disc_visible(cpr, kp, caudal, float(pitch[side])) and not _disc_in_scan(
+            volume, cpr, kp, caudal, float(pitch[side]), neighbour_hu[side]
+        ):
             return "implausible_height"
     return None

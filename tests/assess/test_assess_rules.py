@@ -184,6 +184,41 @@ def test_crushed_body_at_the_scan_end_with_its_disc_in_view_is_graded() -> None:
     assert not any(v.assessed for v in beyond)
 
 
+def test_short_end_body_with_its_disc_inside_the_scan_is_not_implausible() -> None:
+    """The implausible-height test (an end body far too short for its pitch) looks for the
+    disc beyond the body over 0.6 of the pitch; where the scan ends within that window, the
+    disc and the next body's endplate inside the scan show the body is whole, as they do for
+    the extent test. The same scan as above (L1, its disc and 3 mm of L2), with L1's measured
+    heights cut to 40 %: before this rule it was 'implausible height'."""
+    case = generate_case(CRUSH_SEED, SynthConfig(fracture_rate=0.5, fov="lumbar"))
+    vol = case.volume
+    labels = [v.label for v in case.truth.vertebrae]
+    body, nxt = case.truth.vertebrae[labels.index("L1")], case.truth.vertebrae[labels.index("L2")]
+    z = lambda pts: vol.lps_to_index(pts)[:, 0]  # noqa: E731
+    spacing = float(np.linalg.norm(vol.affine[:3, 0]))
+    last = int(np.floor(z(nxt.keypoints_lps_mm)[0:3].max())) + int(np.ceil(3.0 / spacing))
+    cropped = vol.crop((0, 0, 0), (last + 1, vol.shape[1], vol.shape[2]))
+    pipe = Pipeline(require_committed_models())
+    try:
+        curve = pipe.localize(cropped)
+        assert curve is not None
+        cpr = pipe.reformat(cropped, curve)
+        dets = pipe.detect(cpr, cropped)
+    finally:
+        pipe.close()
+    centres = np.array([cpr.pixel_to_lps(np.atleast_2d(d.center_px))[0] for d in dets])
+    i = int(np.argmin(np.linalg.norm(centres - np.asarray(body.center_lps_mm), axis=1)))
+    heights = _heights(cpr, dets)
+    assert assess_bodies(cropped, cpr, dets, heights)[i].assessable
+    heights[i] = {k: 0.4 * h for k, h in heights[i].items()}
+    assert assess_bodies(cropped, cpr, dets, heights)[i].assessable
+    # Without the disc in the scan (the scan ends 1 mm below the body) it stays implausible.
+    short = int(np.floor(z(body.keypoints_lps_mm)[3:6].max() + 1.0 / spacing))
+    cut = vol.crop((0, 0, 0), (short + 1, vol.shape[1], vol.shape[2]))
+    verdict = assess_bodies(cut, cpr, dets, heights)[i]
+    assert verdict.reason in ("implausible_height", "cut_by_scan_range")
+
+
 #: Seed reserved for this test: a 1 mm lumbar scan whose L2 is a grade-3 crush fracture, with
 #: an 8 mm L2-L3 disc (lowest point of L3's superior endplate to highest of L2's inferior).
 OPEN_DISC_SEED = 995139
