@@ -22,7 +22,12 @@ Definitions (method-notes, Genant 1993), each judged against the level's normal 
   ``1 - Hp / Hp_ref`` and ``1 - Ha / Ha_ref`` (``Ha_ref`` the neighbours' ``Ha`` through the
   same step and both levels' normal Ha/Hp). Only the directly adjacent level
   counts: a gap in the labels (a missed or not assessable body) means no reference from
-  that side, and a body without any neighbour gets no crush reduction.
+  that side, and a body without any neighbour gets no crush reduction. With
+  ``second_neighbour=True`` (the application, whose column a scan end or a not assessable
+  body can break), a body whose only reference is a neighbour that is itself graded 1 or
+  more (by the rule above) also takes the expectation from the level beyond that
+  neighbour, through both normal steps: two adjacent crushes at a scan end otherwise
+  measure each other as normal.
 * The vertebra's height reduction is the largest of the three; its deformity
   type is the one that gives it. Genant grade: 0 below 20 %, 1 for 20-25 %,
   2 for 25-40 %, 3 above 40 %.
@@ -145,6 +150,7 @@ def grade_column(
     scale: float = FRACTURE_PROBABILITY_SCALE,
     *,
     normative: Normative | None = None,
+    second_neighbour: bool = False,
 ) -> list[VertebraGrade]:
     """Grade every vertebra of a column listed cranial to caudal.
 
@@ -156,6 +162,9 @@ def grade_column(
         center: logistic centre of the fracture probability.
         scale: logistic scale of the fracture probability.
         normative: normal shape ratios by level (default: :func:`spinevcf.normative.default_normative`).
+        second_neighbour: where a body's only crush reference is a deformed neighbour, also
+            use the level beyond it (see the module doc); the truth of a whole column does
+            not need it.
 
     Returns:
         One :class:`VertebraGrade` per vertebra, in the same order.
@@ -171,22 +180,42 @@ def grade_column(
     if np.any(~np.isfinite(np.r_[ha, hm, hp])) or np.any(np.r_[ha, hm, hp] <= 0):
         raise ValueError("heights must be positive and finite")
 
-    out: list[VertebraGrade] = []
-    for i, lab in enumerate(labels):
+    def shape(i: int) -> tuple[float, float]:
         # Own shape against the level's normal shape.
-        wedge = max(0.0, 1.0 - (ha[i] / hp[i]) / norms.wedge_ratio(lab))
-        bicon = max(0.0, 1.0 - (hm[i] / max(ha[i], hp[i])) / norms.concavity_ratio(lab))
-        # Expected posterior height from each adjacent neighbour, through the normal ratio
-        # of posterior heights between the two levels. The larger of the two is used so
+        wedge = max(0.0, 1.0 - (ha[i] / hp[i]) / norms.wedge_ratio(labels[i]))
+        bicon = max(0.0, 1.0 - (hm[i] / max(ha[i], hp[i])) / norms.concavity_ratio(labels[i]))
+        return wedge, bicon
+
+    def reference(i: int, path: tuple[int, ...]) -> tuple[float, float] | None:
+        # Expected (posterior, anterior) height of body i from the last body of ``path``,
+        # through the normal ratio of posterior heights of each adjacent step; the anterior
+        # height through the same steps and both end levels' normal wedge.
+        ratio, prev = 1.0, i
+        for j in path:
+            step = norms.expected_posterior_ratio(labels[prev], labels[j])
+            if step is None:
+                return None
+            ratio, prev = ratio * step, j
+        k = path[-1]
+        return hp[k] * ratio, ha[k] * ratio * norms.wedge_ratio(labels[i]) / norms.wedge_ratio(labels[k])
+
+    deformed = (
+        [g.genant_grade >= 1 for g in grade_column(labels, heights, center, scale, normative=norms)]
+        if second_neighbour
+        else [False] * n
+    )
+    out: list[VertebraGrade] = []
+    for i in range(n):
+        wedge, bicon = shape(i)
+        # Expected heights from each adjacent neighbour. The larger of the two is used so
         # that a crushed neighbour does not hide this one's crush.
-        refs_p, refs_a = [], []
-        for j in (i - 1, i + 1):
-            if 0 <= j < n:
-                ratio = norms.expected_posterior_ratio(lab, labels[j])
-                if ratio is not None:
-                    refs_p.append(hp[j] * ratio)
-                    # The same step for the anterior height, through both levels' normal wedge.
-                    refs_a.append(ha[j] * ratio * norms.wedge_ratio(lab) / norms.wedge_ratio(labels[j]))
+        refs = [r for j in (i - 1, i + 1) if 0 <= j < n and (r := reference(i, (j,))) is not None]
+        if second_neighbour and len(refs) == 1:
+            for d in (-1, 1):
+                j, k = i + d, i + 2 * d
+                if 0 <= k < n and deformed[j] and (r := reference(i, (j, k))) is not None:
+                    refs.append(r)
+        refs_p, refs_a = [r[0] for r in refs], [r[1] for r in refs]
         # A crush lowers the whole body (Genant): its posterior height *and* its anterior
         # height must both fall short of what the neighbours predict; the smaller of the two
         # reductions is the crush. A body whose posterior height alone reads short while its

@@ -213,7 +213,11 @@ class Pipeline:
             zip(
                 graded,
                 grade_column(
-                    [labels[i] for i in graded], [heights[i] for i in graded], center=cal[0], scale=cal[1]
+                    [labels[i] for i in graded],
+                    [heights[i] for i in graded],
+                    center=cal[0],
+                    scale=cal[1],
+                    second_neighbour=True,
                 ),
                 strict=True,
             )

@@ -244,6 +244,33 @@ def test_crush_whose_only_neighbour_is_crushed_is_missed() -> None:
     assert grades[2].reductions["crush"] == pytest.approx(0.0, abs=1e-9) and grades[2].genant_grade == 0
 
 
+def test_second_neighbour_grades_a_crush_whose_only_neighbour_is_crushed() -> None:
+    # The application's grading: L1's only neighbour T12 is itself graded, so T11 (two normal
+    # steps away) gives L1 its reference too.
+    labels = ["T11", "T12", "L1"]
+    hs = normal_column(labels)
+    hs[1] = {k: 0.65 * v for k, v in hs[1].items()}
+    hs[2] = {k: 0.65 * v for k, v in hs[2].items()}
+    grades = grade_column(labels, hs, second_neighbour=True)
+    assert grades[2].reduction == pytest.approx(0.35)
+    assert grades[2].deformity == "crush" and grades[2].genant_grade == 2
+    assert grades[1].genant_grade == 2 and grades[0].genant_grade == 0
+    # A body with both neighbours, or whose only neighbour is normal, is graded as before.
+    normal = normal_column(["T10", "T11", "T12", "L1"])
+    assert all(
+        g.genant_grade == 0 for g in grade_column(["T10", "T11", "T12", "L1"], normal, second_neighbour=True)
+    )
+    hs = normal_column(["T11", "T12", "L1"])
+    hs[2] = {k: 0.65 * v for k, v in hs[2].items()}
+    plain = grade_column(["T11", "T12", "L1"], hs)
+    assert grade_column(["T11", "T12", "L1"], hs, second_neighbour=True) == plain
+    # No reference across a gap: the level beyond the neighbour must be adjacent to it.
+    hs = normal_column(["T10", "T12", "L1"])
+    hs[1] = {k: 0.65 * v for k, v in hs[1].items()}
+    hs[2] = {k: 0.65 * v for k, v in hs[2].items()}
+    assert grade_column(["T10", "T12", "L1"], hs, second_neighbour=True)[2].genant_grade == 0
+
+
 def test_distant_neighbours_are_ignored() -> None:
     flat = normal_body("L4", 10.0)
     # T12 and L4 are 4 levels apart: no crush reference for either.
