@@ -131,6 +131,29 @@ def test_thirteen_rib_pairs_without_another_anchor_are_uncertain() -> None:
     assert all(level_status(d.level_confidence) == "uncertain" for d in out)
 
 
+@pytest.mark.parametrize(("p_shift", "moved"), [(0.55, False), (0.65, False), (0.75, True)])
+def test_names_move_only_on_a_clear_majority_of_the_anchors(
+    monkeypatch: pytest.MonkeyPatch, p_shift: float, moved: bool
+) -> None:
+    # An offset of +1 with posterior p_shift against 1 - p_shift for the detector's count.
+    # Below MIN_SHIFT_POSTERIOR (0.7) the count stands: on the transitional validation
+    # seeds the anchors' offset was wrong more often than the count between 0.5 and 0.7.
+    import spinevcf.levels as levels
+
+    post = {0: 1.0 - p_shift, 1: p_shift}
+    monkeypatch.setattr(
+        levels, "shift_scores", lambda *a, **k: {k_: float(np.log(q)) for k_, q in post.items()}
+    )
+    monkeypatch.setattr(levels, "shift_posterior", lambda *a, **k: dict(post))
+    names = ["T10", "T11", "T12", "L1"]
+    out = levels.name_from_evidence(labelled(names), evidence([2, 2, 2, 0]))
+    expected = ["T11", "T12", "L1", "L2"] if moved else names
+    assert [d.label for d in out] == expected
+    conf = p_shift if moved else 1.0 - p_shift
+    assert all(d.level_confidence == pytest.approx(conf, abs=1e-4) for d in out)
+    assert all(level_status(d.level_confidence) == "uncertain" for d in out)
+
+
 def test_unlabelled_detections_get_no_confidence() -> None:
     dets = labelled(["T11", "T12", "L1"])
     dets[2] = Detection(1.0, np.array([50.0, 0.0]), np.zeros((6, 2)), dets[2].level_probs, label=None)
