@@ -155,7 +155,8 @@ KEYPOINT_INSET_MM: Final = 2.0
 DISC_SEARCH_FRACTION: Final = 0.4
 #: Where the scan ends inside the disc beyond an endplate, the disc must be seen over at
 #: least this much of the profile (mm) and over at least ``OPEN_DISC_MIN_SLICES`` slice
-#: spacings, every sample ``DISC_CONTRAST_HU`` below the body's own cancellous bone.
+#: spacings, every sample ``DISC_CONTRAST_HU`` below the cancellous bone of the body and
+#: of its neighbour on the other side.
 OPEN_DISC_MIN_MM: Final = 4.0
 OPEN_DISC_MIN_SLICES: Final = 2.0
 

@@ -162,7 +162,7 @@ def grade_column(
         center: logistic centre of the fracture probability.
         scale: logistic scale of the fracture probability.
         normative: normal shape ratios by level (default: :func:`spinevcf.normative.default_normative`).
-        second_neighbour: where a body's only crush reference is a deformed neighbour, also
+        second_neighbour: where a body's only crush reference is a neighbour graded 1 or more, also
             use the level beyond it (see the module doc); the truth of a whole column does
             not need it.
 
