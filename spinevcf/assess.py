@@ -388,6 +388,7 @@ def _disc_in_scan(
     kp_rc: npt.NDArray[np.float64],
     caudal: bool,
     pitch: float,
+    body_hu: float | None,
     neighbour_hu: float | None = None,
 ) -> bool:
     """Whether the scan shows the disc beyond one endplate (and the next body's bone past it).
@@ -404,7 +405,8 @@ def _disc_in_scan(
     * the scan ends inside the disc: the profile is cut short by the scan's end, and its last
       :data:`OPEN_DISC_MIN_MM` (and at least :data:`OPEN_DISC_MIN_SLICES` slice spacings)
       up to that end all read at least :data:`DISC_CONTRAST_HU` below the cancellous bone
-      of the body and of its neighbour on the other side (``neighbour_hu``; a false thin
+      of the body (``body_hu``, :func:`_cancellous_hu`) and of its neighbour on the other
+      side (``neighbour_hu``; a false thin
       detection on two endplates reads denser than any body). A crushed body is much shorter
       than its pitch, so its expected extent can leave the scan while its endplate and the
       soft disc beyond it are in view.
@@ -431,11 +433,9 @@ def _disc_in_scan(
     if n_in < 3:
         return False
     profile = img[rows[:n_in]][:, cols].mean(axis=1)
-    # The body's own cancellous bone: a disc is softer than it.
-    body = _cancellous_hu(cpr, kp_rc)
-    if body is None:
+    if body_hu is None:  # no cancellous bone to compare the disc with
         return False
-    bone = body if neighbour_hu is None else min(body, neighbour_hu)
+    bone = body_hu if neighbour_hu is None else min(body_hu, neighbour_hu)
     if n_in < rows.size and _open_disc(profile, z[:n_in], bone, cpr.pixel_mm):
         return True
     dip = int(np.argmin(profile))
@@ -443,7 +443,7 @@ def _disc_in_scan(
         return False
     floor = float(profile[dip])
     return bool(
-        floor < body - DISC_BELOW_BODY_HU
+        floor < body_hu - DISC_BELOW_BODY_HU
         and profile[:dip].max() - floor >= DISC_CONTRAST_HU
         and profile[dip + 1 :].max() - floor >= DISC_CONTRAST_HU
     )
@@ -498,6 +498,8 @@ def assess_bodies(
     pitch = _pitches(s_c, labels, usable)
     circle = reconstruction_circle(volume)
     bone = [_cancellous_hu(cpr, kp) for kp in kps]
+    # Per body, the cancellous bone of the neighbour opposite its cranial and its caudal end.
+    opposite = [(bone[i + 1] if i + 1 < n else None, bone[i - 1] if i > 0 else None) for i in range(n)]
     out: list[Assessment] = []
     for i in range(n):
         s_kp, u_kp = cpr.pixel_to_local(kps[i])
@@ -513,14 +515,8 @@ def assess_bodies(
         z_ok = True
         for caudal, half in ((False, (s_lo, float(s_c[i]))), (True, (float(s_c[i]), s_hi))):
             along = _box(cpr, half, (u_lo, u_hi), LATERAL_SAMPLES_MM, step / 2.0)
-            other = i - 1 if caudal else i + 1  # the neighbour on the body's other side
             if not _inside(volume, volume.lps_to_index(along))[0] and not _disc_in_scan(
-                volume,
-                cpr,
-                kps[i],
-                caudal,
-                float(pitch[i, int(caudal)]),
-                bone[other] if 0 <= other < n else None,
+                volume, cpr, kps[i], caudal, float(pitch[i, int(caudal)]), bone[i], opposite[i][int(caudal)]
             ):
                 z_ok = False
         # In-plane: the whole body, walls included. The walls lie beyond the keypoints
@@ -571,8 +567,7 @@ def assess_bodies(
                 reason = "next_to_metal"
         # 4. A last body far too short for its pitch, with no disc beyond it.
         if reason is None and heights is not None:
-            others = (bone[i + 1] if i + 1 < n else None, bone[i - 1] if i > 0 else None)
-            reason = _implausible(volume, cpr, kps[i], heights[i], usable, i, pitch[i], others)
+            reason = _implausible(volume, cpr, kps[i], heights[i], usable, i, pitch[i], bone[i], opposite[i])
         # 6. The body must lie within the straightened image it was measured on.
         if reason is None and not _inside_cpr_rows(cpr, kps[i]):
             reason = "outside_reformatted_image"
@@ -591,6 +586,7 @@ def _implausible(
     usable: npt.NDArray[np.bool_],
     i: int,
     pitch: npt.NDArray[np.float64],
+    body_hu: float | None,
     neighbour_hu: tuple[float | None, float | None] = (None, None),
 ) -> str | None:
     """``"implausible_height"`` for an end body too short for its pitch with no disc beyond.
@@ -598,8 +594,9 @@ def _implausible(
     An end is a side without a usable detected neighbour (none, or only a detection outside
     the scan or a sliver). The disc beyond it counts as seen where :func:`_disc_visible`
     finds it in the reformatted image or, where the scan ends within that window,
-    :func:`_disc_in_scan` finds it inside the scan (``neighbour_hu``: the cancellous bone
-    of the neighbour on the other side of each end, cranial end first).
+    :func:`_disc_in_scan` finds it inside the scan (``body_hu``: the body's cancellous
+    bone; ``neighbour_hu``: that of the neighbour on the other side of each end, cranial
+    end first).
     """
     n = len(usable)
     ends = [
@@ -614,7 +611,7 @@ def _implausible(
         return None
     for side, caudal in ends:
         if not _disc_visible(cpr, kp, caudal, float(pitch[side])) and not _disc_in_scan(
-            volume, cpr, kp, caudal, float(pitch[side]), neighbour_hu[side]
+            volume, cpr, kp, caudal, float(pitch[side]), body_hu, neighbour_hu[side]
         ):
             return "implausible_height"
     return None
