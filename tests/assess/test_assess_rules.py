@@ -7,7 +7,7 @@ reconstruction circle) and checks the verdict and its reason.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -16,7 +16,9 @@ from spinevcf.assess import assess_bodies, reconstruction_circle
 from spinevcf.evaluate import match_study
 from spinevcf.grading import heights_from_keypoints
 from spinevcf.pipeline import Pipeline
+from spinevcf.schema import StudyRecord, VertebraRecord
 from spinevcf.synth import SynthConfig, generate_case
+from spinevcf.synth.case import SyntheticCase
 from spinevcf.volume import Volume
 from tests.committed_models import require_committed_models
 
@@ -148,56 +150,96 @@ def test_body_wall_outside_the_reconstruction_circle_is_not_assessable(run) -> N
 
 #: Seed reserved for this test: a 2.5 mm lumbar scan whose L1 is a grade-3 wedge fracture.
 CRUSH_SEED = 995104
+#: Seed reserved for this test: a 1 mm lumbar scan whose L2 is a grade-3 crush fracture, with
+#: an 8 mm L2-L3 disc (lowest point of L3's superior endplate to highest of L2's inferior).
+OPEN_DISC_SEED = 995139
 
 
-def test_crushed_body_at_the_scan_end_with_its_disc_in_view_is_graded() -> None:
+@dataclass(frozen=True)
+class _EndScan:
+    """A generated lumbar scan, the crushed body to grade and the next body caudal to it."""
+
+    case: SyntheticCase
+    body: VertebraRecord
+    nxt: VertebraRecord
+    spacing: float
+
+    def z(self, pts) -> np.ndarray:
+        """Slice index of LPS points."""
+        return self.case.volume.lps_to_index(np.asarray(pts, dtype=np.float64))[:, 0]
+
+    def ending_at(self, last: int) -> Volume:
+        """The scan up to (and with) slice ``last``."""
+        vol = self.case.volume
+        return vol.crop((0, 0, 0), (last + 1, vol.shape[1], vol.shape[2]))
+
+
+def _end_scan(seed: int, body: str, nxt: str) -> _EndScan:
+    case = generate_case(seed, SynthConfig(fracture_rate=0.5, fov="lumbar"))
+    labels = [v.label for v in case.truth.vertebrae]
+    scan = _EndScan(
+        case,
+        case.truth.vertebrae[labels.index(body)],
+        case.truth.vertebrae[labels.index(nxt)],
+        float(np.linalg.norm(case.volume.affine[:3, 0])),
+    )
+    assert scan.body.genant_grade == 3
+    assert (
+        scan.z(scan.nxt.keypoints_lps_mm).mean() > scan.z(scan.body.keypoints_lps_mm).mean()
+    )  # next body higher
+    return scan
+
+
+@pytest.fixture(scope="module")
+def crush_scan() -> _EndScan:
+    return _end_scan(CRUSH_SEED, "L1", "L2")
+
+
+def _run(volume: Volume) -> StudyRecord:
+    pipe = Pipeline(require_committed_models())
+    try:
+        return pipe.run(volume).record
+    finally:
+        pipe.close()
+
+
+def _assert_graded_and_nothing_beyond(
+    scan: _EndScan, record: StudyRecord, in_scan: set[str], seed: int
+) -> None:
+    """The crushed body is graded (grade 2 or more, patient fractured); nothing past it is."""
+    truth = replace(scan.case.truth, vertebrae=[v for v in scan.case.truth.vertebrae if v.label in in_scan])
+    m = match_study(truth, record, str(seed))
+    found = {truth.vertebrae[t].label: record.vertebrae[p] for t, p in m.pairs}
+    body = found[scan.body.label]
+    assert body.assessed, body.assessment_reason
+    assert (body.genant_grade or 0) >= 2 and record.patient_fractured
+    # Whatever is reported of the cut body beyond it is not assessable.
+    limit = scan.z([body.center_lps_mm])[0] + 5.0 / scan.spacing
+    assert not any(v.assessed for v in record.vertebrae if scan.z([v.center_lps_mm])[0] > limit)
+
+
+def test_crushed_body_at_the_scan_end_with_its_disc_in_view_is_graded(crush_scan: _EndScan) -> None:
     """A crushed body is shorter than its level's expected extent, so at a scan end that
     extent overhangs the scan even where the scan holds the body, its disc and the next
     body's endplate. The disc in view shows the body is whole: it is graded (before this
     rule it was 'cut by the scan range' and the patient's only fracture was never called)."""
-    case = generate_case(CRUSH_SEED, SynthConfig(fracture_rate=0.5, fov="lumbar"))
-    vol = case.volume
-    labels = [v.label for v in case.truth.vertebrae]
-    body, nxt = case.truth.vertebrae[labels.index("L1")], case.truth.vertebrae[labels.index("L2")]
-    assert body.genant_grade == 3
-    z = lambda pts: vol.lps_to_index(pts)[:, 0]  # noqa: E731
-    assert z(nxt.keypoints_lps_mm).mean() > z(body.keypoints_lps_mm).mean()  # L2 at higher slice indices
-    spacing = float(np.linalg.norm(vol.affine[:3, 0]))
+    scan = crush_scan
     # The scan stops 3 mm inside L2 (beyond the whole of its superior endplate).
-    last = int(np.floor(z(nxt.keypoints_lps_mm)[0:3].max())) + int(np.ceil(3.0 / spacing))
-    cropped = vol.crop((0, 0, 0), (last + 1, vol.shape[1], vol.shape[2]))
-    pipe = Pipeline(require_committed_models())
-    try:
-        record = pipe.run(cropped).record
-    finally:
-        pipe.close()
-    truth = replace(case.truth, vertebrae=[v for v in case.truth.vertebrae if v.label != "L2"])
-    m = match_study(truth, record, str(CRUSH_SEED))
-    found = {truth.vertebrae[t].label: record.vertebrae[p] for t, p in m.pairs}
-    l1 = found["L1"]
-    assert l1.assessed, l1.assessment_reason
-    assert (l1.genant_grade or 0) >= 2 and record.patient_fractured
-    # Whatever is reported of the cut L2 beyond it is not assessable.
-    beyond = [
-        v for v in record.vertebrae if z([v.center_lps_mm])[0] > z([l1.center_lps_mm])[0] + 5.0 / spacing
-    ]
-    assert not any(v.assessed for v in beyond)
+    last = int(np.floor(scan.z(scan.nxt.keypoints_lps_mm)[0:3].max())) + int(np.ceil(3.0 / scan.spacing))
+    record = _run(scan.ending_at(last))
+    in_scan = {v.label for v in scan.case.truth.vertebrae} - {"L2"}
+    _assert_graded_and_nothing_beyond(scan, record, in_scan, CRUSH_SEED)
 
 
-def test_short_end_body_with_its_disc_inside_the_scan_is_not_implausible() -> None:
+def test_short_end_body_with_its_disc_inside_the_scan_is_not_implausible(crush_scan: _EndScan) -> None:
     """The implausible-height test (an end body far too short for its pitch) looks for the
     disc beyond the body over 0.6 of the pitch; where the scan ends within that window, the
     disc and the next body's endplate inside the scan show the body is whole, as they do for
     the extent test. The same scan as above (L1, its disc and 3 mm of L2), with L1's measured
     heights cut to 40 %: before this rule it was 'implausible height'."""
-    case = generate_case(CRUSH_SEED, SynthConfig(fracture_rate=0.5, fov="lumbar"))
-    vol = case.volume
-    labels = [v.label for v in case.truth.vertebrae]
-    body, nxt = case.truth.vertebrae[labels.index("L1")], case.truth.vertebrae[labels.index("L2")]
-    z = lambda pts: vol.lps_to_index(pts)[:, 0]  # noqa: E731
-    spacing = float(np.linalg.norm(vol.affine[:3, 0]))
-    last = int(np.floor(z(nxt.keypoints_lps_mm)[0:3].max())) + int(np.ceil(3.0 / spacing))
-    cropped = vol.crop((0, 0, 0), (last + 1, vol.shape[1], vol.shape[2]))
+    scan = crush_scan
+    last = int(np.floor(scan.z(scan.nxt.keypoints_lps_mm)[0:3].max())) + int(np.ceil(3.0 / scan.spacing))
+    cropped = scan.ending_at(last)
     pipe = Pipeline(require_committed_models())
     try:
         curve = pipe.localize(cropped)
@@ -207,21 +249,15 @@ def test_short_end_body_with_its_disc_inside_the_scan_is_not_implausible() -> No
     finally:
         pipe.close()
     centres = np.array([cpr.pixel_to_lps(np.atleast_2d(d.center_px))[0] for d in dets])
-    i = int(np.argmin(np.linalg.norm(centres - np.asarray(body.center_lps_mm), axis=1)))
+    i = int(np.argmin(np.linalg.norm(centres - np.asarray(scan.body.center_lps_mm), axis=1)))
     heights = _heights(cpr, dets)
     assert assess_bodies(cropped, cpr, dets, heights)[i].assessable
     heights[i] = {k: 0.4 * h for k, h in heights[i].items()}
     assert assess_bodies(cropped, cpr, dets, heights)[i].assessable
     # Without the disc in the scan (the scan ends 1 mm below the body) it stays implausible.
-    short = int(np.floor(z(body.keypoints_lps_mm)[3:6].max() + 1.0 / spacing))
-    cut = vol.crop((0, 0, 0), (short + 1, vol.shape[1], vol.shape[2]))
-    verdict = assess_bodies(cut, cpr, dets, heights)[i]
+    short = int(np.floor(scan.z(scan.body.keypoints_lps_mm)[3:6].max() + 1.0 / scan.spacing))
+    verdict = assess_bodies(scan.ending_at(short), cpr, dets, heights)[i]
     assert verdict.reason in ("implausible_height", "cut_by_scan_range")
-
-
-#: Seed reserved for this test: a 1 mm lumbar scan whose L2 is a grade-3 crush fracture, with
-#: an 8 mm L2-L3 disc (lowest point of L3's superior endplate to highest of L2's inferior).
-OPEN_DISC_SEED = 995139
 
 
 def test_crushed_body_whose_scan_ends_inside_the_disc_below_it_is_graded() -> None:
@@ -230,34 +266,11 @@ def test_crushed_body_whose_scan_ends_inside_the_disc_below_it_is_graded() -> No
     close the disc; the soft disc seen over several slices up to the scan's end shows that the
     endplate above it is the body's own, so the body is whole and graded (before this rule it
     was 'cut by the scan range')."""
-    case = generate_case(OPEN_DISC_SEED, SynthConfig(fracture_rate=0.5, fov="lumbar"))
-    vol = case.volume
-    labels = [v.label for v in case.truth.vertebrae]
-    body, nxt = case.truth.vertebrae[labels.index("L2")], case.truth.vertebrae[labels.index("L3")]
-    assert body.genant_grade == 3
-    z = lambda pts: vol.lps_to_index(pts)[:, 0]  # noqa: E731
-    assert z(nxt.keypoints_lps_mm).mean() > z(body.keypoints_lps_mm).mean()  # L3 at higher slice indices
-    spacing = float(np.linalg.norm(vol.affine[:3, 0]))
+    scan = _end_scan(OPEN_DISC_SEED, "L2", "L3")
     # The last slice lies 2 mm short of L3's superior endplate (inside the disc), at least
     # 5 mm beyond every point of L2's inferior endplate.
-    last = int(np.floor(z(nxt.keypoints_lps_mm)[0:3].min() - 2.0 / spacing))
-    assert (last - z(body.keypoints_lps_mm)[3:6].max()) * spacing >= 5.0
-    cropped = vol.crop((0, 0, 0), (last + 1, vol.shape[1], vol.shape[2]))
-    pipe = Pipeline(require_committed_models())
-    try:
-        record = pipe.run(cropped).record
-    finally:
-        pipe.close()
-    truth = replace(
-        case.truth, vertebrae=[v for v in case.truth.vertebrae if v.label not in ("L3", "L4", "L5")]
-    )
-    m = match_study(truth, record, str(OPEN_DISC_SEED))
-    found = {truth.vertebrae[t].label: record.vertebrae[p] for t, p in m.pairs}
-    l2 = found["L2"]
-    assert l2.assessed, l2.assessment_reason
-    assert (l2.genant_grade or 0) >= 2 and record.patient_fractured
-    # Nothing beyond it (the scan holds none of L3's body) is graded.
-    beyond = [
-        v for v in record.vertebrae if z([v.center_lps_mm])[0] > z([l2.center_lps_mm])[0] + 5.0 / spacing
-    ]
-    assert not any(v.assessed for v in beyond)
+    last = int(np.floor(scan.z(scan.nxt.keypoints_lps_mm)[0:3].min() - 2.0 / scan.spacing))
+    assert (last - scan.z(scan.body.keypoints_lps_mm)[3:6].max()) * scan.spacing >= 5.0
+    record = _run(scan.ending_at(last))
+    in_scan = {v.label for v in scan.case.truth.vertebrae} - {"L3", "L4", "L5"}
+    _assert_graded_and_nothing_beyond(scan, record, in_scan, OPEN_DISC_SEED)
