@@ -28,6 +28,13 @@ Definitions (method-notes, Genant 1993), each judged against the level's normal 
   more (by the rule above) also takes the expectation from the level beyond that
   neighbour, through both normal steps: two adjacent crushes at a scan end otherwise
   measure each other as normal.
+* With ``tall_posterior`` (the application: :data:`TALL_POSTERIOR`), a posterior height
+  above that many times the largest one its neighbours graded 0 predict is taken as a
+  reading error (a fracture lowers a body, it never makes its posterior wall taller than
+  the neighbours allow): the body's wedge and biconcave reductions take the limit in
+  place of the reading. On a 5 mm real chest CT a posterior keypoint placed
+  7 mm too high otherwise made a normal T2 a grade-2 wedge (``docs/real-ct.md``). The
+  reported heights stay the measured ones.
 * The vertebra's height reduction is the largest of the three; its deformity
   type is the one that gives it. Genant grade: 0 below 20 %, 1 for 20-25 %,
   2 for 25-40 %, 3 above 40 %.
@@ -46,6 +53,7 @@ from spinevcf.schema import LEVEL_INDEX, StudyRecord, VertebraRecord
 
 __all__ = [
     "GRADE_THRESHOLDS",
+    "TALL_POSTERIOR",
     "FRACTURE_PROBABILITY_CENTER",
     "FRACTURE_PROBABILITY_SCALE",
     "VertebraGrade",
@@ -59,6 +67,12 @@ __all__ = [
 
 #: Lower bounds of height reduction for Genant grades 1, 2 and 3.
 GRADE_THRESHOLDS: tuple[float, float, float] = (0.20, 0.25, 0.40)
+
+#: A posterior height more than this times what the normal neighbours predict is a reading
+#: error, not anatomy (the application's limit; see :func:`grade_column`): five standard
+#: deviations of the normal step between adjacent levels (SD 0.035-0.05 in the expert
+#: keypoints of 100 real CTs, :mod:`spinevcf.normative_table`).
+TALL_POSTERIOR: float = 1.2
 
 #: Logistic calibration of the fracture probability on the height reduction
 #: (defaults; a model folder may override them with values fitted on validation data).
@@ -151,6 +165,7 @@ def grade_column(
     *,
     normative: Normative | None = None,
     second_neighbour: bool = False,
+    tall_posterior: float | None = None,
 ) -> list[VertebraGrade]:
     """Grade every vertebra of a column listed cranial to caudal.
 
@@ -165,6 +180,10 @@ def grade_column(
         second_neighbour: where a body's only crush reference is a neighbour graded 1 or more, also
             use the level beyond it (see the module doc); the truth of a whole column does
             not need it.
+        tall_posterior: where a body's posterior height exceeds this many times the
+            posterior height its neighbours graded 0 predict, the body is judged (its
+            shape, and as a neighbour's reference) with that limit in place of the reading
+            (see the module doc); ``None`` (the truth) judges every reading as it is.
 
     Returns:
         One :class:`VertebraGrade` per vertebra, in the same order.
@@ -179,11 +198,15 @@ def grade_column(
     hp = np.array([h["posterior"] for h in heights], dtype=np.float64)
     if np.any(~np.isfinite(np.r_[ha, hm, hp])) or np.any(np.r_[ha, hm, hp] <= 0):
         raise ValueError("heights must be positive and finite")
+    if tall_posterior is not None and not tall_posterior >= 1.0:
+        raise ValueError(f"tall_posterior must be at least 1, got {tall_posterior!r}")
+    # The posterior height the body's own shape is judged against (see tall_posterior).
+    shape_hp = hp.copy()
 
     def shape(i: int) -> tuple[float, float]:
         # Own shape against the level's normal shape.
-        wedge = max(0.0, 1.0 - (ha[i] / hp[i]) / norms.wedge_ratio(labels[i]))
-        bicon = max(0.0, 1.0 - (hm[i] / max(ha[i], hp[i])) / norms.concavity_ratio(labels[i]))
+        wedge = max(0.0, 1.0 - (ha[i] / shape_hp[i]) / norms.wedge_ratio(labels[i]))
+        bicon = max(0.0, 1.0 - (hm[i] / max(ha[i], shape_hp[i])) / norms.concavity_ratio(labels[i]))
         return wedge, bicon
 
     def reference(i: int, path: tuple[int, ...]) -> tuple[float, float] | None:
@@ -201,9 +224,26 @@ def grade_column(
 
     deformed = (
         [g.genant_grade >= 1 for g in grade_column(labels, heights, center, scale, normative=norms)]
-        if second_neighbour
+        if second_neighbour or tall_posterior is not None
         else [False] * n
     )
+    if tall_posterior is not None:
+        # A fracture never makes the posterior wall taller than normal: a reading far above
+        # what the normal neighbours predict is a keypoint off the endplate, and the body's
+        # own shape is judged against the limit instead. Its crush, and its use as a
+        # neighbour's reference, keep the reading: a crush needs the anterior height short
+        # too, and a limit taken from a short neighbour (a crush graded 0) must not lower
+        # the reference that neighbour is judged against.
+        def limit(i: int) -> float:
+            expected = [
+                r[0]
+                for j in (i - 1, i + 1)
+                if 0 <= j < n and not deformed[j] and (r := reference(i, (j,))) is not None
+            ]
+            return tall_posterior * max(expected) if expected else np.inf
+
+        limits = [limit(i) for i in range(n)]
+        shape_hp = np.minimum(hp, limits)
     out: list[VertebraGrade] = []
     for i in range(n):
         wedge, bicon = shape(i)
@@ -233,7 +273,11 @@ def grade_column(
         grade = genant_grade(reduction)
         out.append(
             VertebraGrade(
-                heights_mm={"anterior": float(ha[i]), "middle": float(hm[i]), "posterior": float(hp[i])},
+                heights_mm={
+                    "anterior": float(ha[i]),
+                    "middle": float(hm[i]),
+                    "posterior": float(hp[i]),
+                },
                 reductions=red,
                 reduction=reduction,
                 genant_grade=grade,

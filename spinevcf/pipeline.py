@@ -22,7 +22,7 @@ from spinevcf.errors import ModelError, OutputError
 from spinevcf.geometry.cpr import CPRImage, make_cpr
 from spinevcf.geometry.curve import SpineCurve
 from spinevcf.geometry.lateral import lateral_offset
-from spinevcf.grading import grade_column, heights_from_keypoints, patient_probability
+from spinevcf.grading import TALL_POSTERIOR, grade_column, heights_from_keypoints, patient_probability
 from spinevcf.inference.base import DETECTOR_MODEL, LOCALIZER_MODEL, InferenceBackend
 from spinevcf.inference.factory import make_backend
 from spinevcf.inference.onnx_backend import load_model_config
@@ -218,6 +218,7 @@ class Pipeline:
                     center=cal[0],
                     scale=cal[1],
                     second_neighbour=True,
+                    tall_posterior=TALL_POSTERIOR,
                 ),
                 strict=True,
             )

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from spinevcf.grading import (
+    TALL_POSTERIOR,
     fracture_probability,
     genant_grade,
     grade_column,
@@ -269,6 +270,56 @@ def test_second_neighbour_grades_a_crush_whose_only_neighbour_is_crushed() -> No
     hs[1] = {k: 0.65 * v for k, v in hs[1].items()}
     hs[2] = {k: 0.65 * v for k, v in hs[2].items()}
     assert grade_column(["T10", "T12", "L1"], hs, second_neighbour=True)[2].genant_grade == 0
+
+
+def test_posterior_height_far_above_the_normal_neighbours_does_not_make_a_wedge() -> None:
+    # A posterior superior keypoint placed 7 mm too high (real 5 mm chest CT, docs/real-ct.md):
+    # T3 reads Hp 1.45 times what T4 predicts, and its normal anterior height looks like a
+    # grade-2 wedge against that reading. The application judges T3 against the limit instead.
+    labels = ["T2", "T3", "T4", "T5"]
+    hs = normal_column(labels, hp_at_t12=19.0)
+    hs[1] = dict(hs[1], posterior=1.45 * hs[1]["posterior"])
+    assert grade_column(labels, hs)[1].genant_grade == 2
+    limited = grade_column(labels, hs, tall_posterior=TALL_POSTERIOR)
+    assert limited[1].genant_grade == 0 and limited[1].deformity == "none"
+    assert limited[1].reductions["wedge"] == pytest.approx(1 - 1 / TALL_POSTERIOR, abs=1e-6)
+    # The reading is reported as measured; the other bodies are graded as before.
+    assert limited[1].heights_mm == pytest.approx(hs[1])
+    assert [g.genant_grade for g in limited] == [0, 0, 0, 0]
+    # A true wedge keeps its posterior height and is graded as before, and so is a body whose
+    # posterior height is within the limit.
+    hs = normal_column(labels, hp_at_t12=19.0)
+    hs[1] = dict(hs[1], anterior=0.65 * hs[1]["anterior"])
+    assert grade_column(labels, hs, tall_posterior=TALL_POSTERIOR) == grade_column(labels, hs)
+    assert grade_column(labels, hs)[1].genant_grade == 2
+    hs = normal_column(labels, hp_at_t12=19.0)
+    hs[1] = dict(hs[1], posterior=1.15 * hs[1]["posterior"])
+    assert grade_column(labels, hs, tall_posterior=TALL_POSTERIOR) == grade_column(labels, hs)
+
+
+def test_tall_posterior_limit_comes_only_from_neighbours_graded_normal() -> None:
+    # Between two crushed neighbours a normal body reads far taller than they predict: they
+    # give no limit, and the body is not judged against their heights.
+    labels = ["T11", "T12", "L1"]
+    hs = normal_column(labels)
+    hs[1] = dict(hs[1], middle=0.6 * hs[1]["middle"])  # a true biconcave T12
+    hs[0] = {k: 0.6 * v for k, v in hs[0].items()}
+    hs[2] = {k: 0.6 * v for k, v in hs[2].items()}
+    assert grade_column(labels, hs, tall_posterior=TALL_POSTERIOR) == grade_column(labels, hs)
+    assert grade_column(labels, hs)[1].deformity == "biconcave"
+    # A crush measured just under grade 1 is "graded 0": the limit it sets on its neighbour
+    # (here below that neighbour's normal reading) lowers only the neighbour's own shape
+    # reductions, never the reference the crush is judged against.
+    labels = ["T4", "T5"]
+    hs = normal_column(labels, hp_at_t12=19.0)
+    hs[1] = {k: 0.82 * v for k, v in hs[1].items()}
+    plain = grade_column(labels, hs)
+    limited = grade_column(labels, hs, tall_posterior=TALL_POSTERIOR)
+    assert plain[1].genant_grade == 0 and plain[1].reductions["crush"] == pytest.approx(0.18)
+    assert limited[1] == plain[1]
+    assert limited[0].genant_grade == 0
+    with pytest.raises(ValueError, match="tall_posterior"):
+        grade_column(labels, hs, tall_posterior=0.9)
 
 
 def test_distant_neighbours_are_ignored() -> None:
