@@ -55,11 +55,13 @@ from spinevcf.inference.triton_config import (
     input_specs,
     read_model_config,
 )
+from spinevcf.stability import SHIFTS_PX
 
 __all__ = [
     "SpatialRange",
     "OptimizationProfile",
     "DEFAULT_SPATIAL_RANGES",
+    "DEFAULT_OPT_BATCH",
     "DEFAULT_WORKSPACE_MIB",
     "PLAN_FILENAME",
     "make_profile",
@@ -103,6 +105,11 @@ DEFAULT_SPATIAL_RANGES: dict[str, dict[str, SpatialRange]] = {
     DETECTOR_MODEL: {"image": SpatialRange(min=(64, 64), max=(1024, 256))},
 }
 
+#: Batch size each plan is tuned for: one volume for the localizer; for the detector the CPR
+#: and its shifted copies of the stability check (spinevcf.stability), which the application
+#: sends as one batch.
+DEFAULT_OPT_BATCH: dict[str, int] = {LOCALIZER_MODEL: 1, DETECTOR_MODEL: 1 + len(SHIFTS_PX)}
+
 
 @dataclass(frozen=True)
 class OptimizationProfile:
@@ -137,7 +144,7 @@ def make_profile(
         tcfg: the model's (ONNX) Triton config.
         divisible_by: every spatial size must be a multiple of it.
         spatial_ranges: per input; default :data:`DEFAULT_SPATIAL_RANGES` of the model.
-        opt_batch: batch size TensorRT tunes for (most requests carry one image).
+        opt_batch: batch size TensorRT tunes for (:data:`DEFAULT_OPT_BATCH` in :func:`build_repository`).
 
     Raises:
         ValueError: a range is inconsistent (min > opt > max, not a multiple of
@@ -358,7 +365,7 @@ def build_repository(
         divisible_by = DEFAULT_DIVISIBLE_BY.get(name, 32)
         if (src_dir / MODEL_CONFIG_FILENAME).is_file():
             divisible_by = int(load_model_config(onnx_repository, name).get("divisible_by", divisible_by))
-        profile = make_profile(tcfg, divisible_by=divisible_by)
+        profile = make_profile(tcfg, divisible_by=divisible_by, opt_batch=DEFAULT_OPT_BATCH.get(name, 1))
         dst_dir = Path(out_repository) / name
         (dst_dir / MODEL_VERSION).mkdir(parents=True, exist_ok=True)
         header = (

@@ -129,9 +129,22 @@ class Pipeline:
         mobile S1 (lumbarised sacrum) has no name in :data:`~spinevcf.schema.LEVELS` and is
         not reported.
         """
-        x = preprocess_cpr(cpr, self.detector_config)
-        out = self.backend.infer(DETECTOR_MODEL, {"image": x})
-        dets = decode_detections(out, self.detector_config)
+        cfg = self.detector_config
+        x = preprocess_cpr(cpr, cfg)
+        shifted_out: list[dict[str, np.ndarray]] = []
+        if self.stability_check:
+            # The image and its shifted copies (spinevcf.stability) in one batch: one call
+            # instead of seven (each item's outputs are the same as on its own).
+            fill = float(cfg.hu_window[0])
+            batch = [x] + [
+                preprocess_cpr(replace(cpr, image=shift_image(cpr.image, dr, dc, fill=fill)), cfg)
+                for dr, dc in SHIFTS_PX
+            ]
+            outs = self.backend.infer(DETECTOR_MODEL, {"image": np.concatenate(batch)})
+            out, *shifted_out = ({k: v[b : b + 1] for k, v in outs.items()} for b in range(len(batch)))
+        else:
+            out = self.backend.infer(DETECTOR_MODEL, {"image": x})
+        dets = decode_detections(out, cfg)
         # Levels are assigned with every body in view (they count); whether a body can be
         # measured (a cut body's keypoints are extrapolated) is decided in grade().
         dets = name_levels(
@@ -145,19 +158,20 @@ class Pipeline:
                 len(dets) - len(named),
                 len(LEVELS),
             )
-        if self.stability_check and named:
-            named = self._read_shifted(cpr, named)
+        if shifted_out and named:
+            named = self._read_shifted(shifted_out, named)
         return named
 
-    def _read_shifted(self, cpr: CPRImage, detections: list[Detection]) -> list[Detection]:
-        """The detector on each shifted CPR (:mod:`spinevcf.stability`): every body's keypoints there."""
+    def _read_shifted(
+        self, shifted_out: list[dict[str, np.ndarray]], detections: list[Detection]
+    ) -> list[Detection]:
+        """Every body's keypoints on each shifted CPR (:mod:`spinevcf.stability`), from the
+        detector's outputs there (in the order of :data:`SHIFTS_PX`)."""
         cfg = self.detector_config
         centres = np.stack([np.asarray(d.center_px, dtype=np.float64) for d in detections])
         per_shift = []
-        for shift in SHIFTS_PX:
-            image = shift_image(cpr.image, shift[0], shift[1], fill=float(cfg.hu_window[0]))
-            x = preprocess_cpr(replace(cpr, image=image), cfg)
-            found = decode_detections(self.backend.infer(DETECTOR_MODEL, {"image": x}), cfg)
+        for shift, out in zip(SHIFTS_PX, shifted_out, strict=True):
+            found = decode_detections(out, cfg)
             per_shift.append(match_shifted(centres, [(d.center_px, d.keypoints_px) for d in found], shift))
         return [
             replace(d, shifted_keypoints_px=tuple(kps[i] for kps in per_shift))

@@ -15,6 +15,7 @@ import export.build_trt as bt
 from spinevcf.errors import ModelError, TensorRTUnavailableError
 from spinevcf.inference.base import DETECTOR_MODEL, LOCALIZER_MODEL
 from spinevcf.inference.triton_config import parse_model_config, read_model_config
+from spinevcf.stability import SHIFTS_PX
 
 COMMITTED = Path(__file__).resolve().parents[2] / "model_repository"
 
@@ -125,6 +126,9 @@ def test_build_with_trtexec(exported, tmp_path: Path, monkeypatch: pytest.Monkey
     assert (tmp_path / "trt" / DETECTOR_MODEL / "1" / "model.plan").read_text() == "plan"
     call = (tmp_path / "calls.txt").read_text().split()
     assert call == done[0][1][1:]
+    # Tuned for the batch the application sends: the CPR and its shifted copies.
+    opt = next(a for a in call if a.startswith("--optShapes="))
+    assert opt.startswith(f"--optShapes=image:{1 + len(SHIFTS_PX)}x2x")
 
 
 def test_build_with_failing_trtexec(exported, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
