@@ -312,10 +312,15 @@ class Pipeline:
             return []  # detections made without the shifted readings (stability check off)
         out = []
         for i in graded:
-            shifted = [
-                None if kp is None else heights_from_keypoints(self._keypoints_lps(cpr, kp, offsets[i]))
-                for kp in detections[i].shifted_keypoints_px
-            ]
+            readings = detections[i].shifted_keypoints_px
+            found = [k for k, kp in enumerate(readings) if kp is not None]
+            shifted: list[dict[str, float] | None] = [None] * len(readings)
+            if found:
+                # All readings of the body mapped to 3D in one call (six keypoints each).
+                kps = np.concatenate([np.asarray(readings[k], dtype=np.float64) for k in found])
+                lps = self._keypoints_lps(cpr, kps, offsets[i]).reshape(-1, 6, 3)
+                for k, kp in zip(found, lps, strict=True):
+                    shifted[k] = heights_from_keypoints(kp)
             if unreproduced(heights[i], shifted) >= MAX_UNREPRODUCED:
                 out.append(i)
         return out

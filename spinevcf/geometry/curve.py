@@ -323,8 +323,12 @@ class SpineCurve:
             Array of shape ``broadcast(s, u, v).shape + (3,)``.
         """
         s, u, v = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in (s, u, v)))
-        c = self.position(s)
-        _, p, left = self.frame(s)
+        # Grids of points repeat each s many times (a plane of (u, v) per s): the curve and
+        # its frame are evaluated once per distinct s (the same values as per point).
+        distinct, where = np.unique(s, return_inverse=True)
+        where = where.reshape(s.shape)
+        c = self.position(distinct)[where]
+        _, p, left = (f[where] for f in self.frame(distinct))
         return c + u[..., None] * p + v[..., None] * left
 
     def global_to_local(
