@@ -34,7 +34,8 @@ Definitions (method-notes, Genant 1993), each judged against the level's normal 
   the neighbours allow): the body's wedge and biconcave reductions take the limit in
   place of the reading. On a 5 mm real chest CT a posterior keypoint placed
   7 mm too high otherwise made a normal T2 a grade-2 wedge (``docs/real-ct.md``). The
-  reported heights stay the measured ones.
+  reported heights stay the measured ones; the limit is reported beside them
+  (``VertebraGrade.posterior_limit_mm``).
 * The vertebra's height reduction is the largest of the three; its deformity
   type is the one that gives it. Genant grade: 0 below 20 %, 1 for 20-25 %,
   2 for 25-40 %, 3 above 40 %.
@@ -94,6 +95,9 @@ class VertebraGrade:
     genant_grade: int
     deformity: str
     fracture_probability: float
+    #: The posterior height the shape was judged against, where the reading exceeded
+    #: ``tall_posterior`` times what the normal neighbours predict (else ``None``).
+    posterior_limit_mm: float | None = None
 
 
 def heights_from_keypoints(keypoints: npt.ArrayLike) -> dict[str, float]:
@@ -283,6 +287,7 @@ def grade_column(
                 genant_grade=grade,
                 deformity=kind if grade > 0 else "none",
                 fracture_probability=fracture_probability(reduction, center, scale),
+                posterior_limit_mm=float(shape_hp[i]) if shape_hp[i] < hp[i] else None,
             )
         )
     return out

@@ -269,6 +269,9 @@ class Pipeline:
                     deformity=g.deformity,
                     fracture_probability=round(g.fracture_probability, 4),
                     height_reductions_pct={k: round(100 * v, 2) for k, v in g.reductions.items()},
+                    posterior_height_limit_mm=None
+                    if g.posterior_limit_mm is None
+                    else round(g.posterior_limit_mm, 3),
                     **common,
                 )
             )

@@ -26,7 +26,7 @@ __all__ = [
     "StudyRecord",
 ]
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 #: Vertebral levels spinevcf names, cranial to caudal (class indices of the detector).
 LEVELS: tuple[str, ...] = (
@@ -84,6 +84,10 @@ class VertebraRecord:
     assessment_reason: str | None = None
     level_confidence: float | None = None
     level_status: str | None = None
+    #: Where the posterior height reads taller than the neighbours allow, the height (mm) its
+    #: wedge and biconcave shape were judged against instead (:func:`spinevcf.grading.grade_column`,
+    #: ``tall_posterior``); ``None`` otherwise.
+    posterior_height_limit_mm: float | None = None
 
     def __post_init__(self) -> None:
         if self.label not in LEVEL_INDEX:
@@ -103,6 +107,10 @@ class VertebraRecord:
                 raise ValueError("a not-assessable vertebra has no genant_grade and no fracture_probability")
             if not self.assessment_reason:
                 raise ValueError("a not-assessable vertebra needs its assessment_reason")
+        if self.posterior_height_limit_mm is not None and not (
+            self.assessment == "assessed" and self.posterior_height_limit_mm > 0.0
+        ):
+            raise ValueError("posterior_height_limit_mm must be positive, and only on an assessed vertebra")
         if self.level_status is not None and self.level_status not in LEVEL_STATUSES:
             raise ValueError(f"level_status must be one of {LEVEL_STATUSES}, got {self.level_status!r}")
         if self.level_confidence is not None and not 0.0 <= self.level_confidence <= 1.0:

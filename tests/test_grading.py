@@ -283,8 +283,10 @@ def test_posterior_height_far_above_the_normal_neighbours_does_not_make_a_wedge(
     limited = grade_column(labels, hs, tall_posterior=TALL_POSTERIOR)
     assert limited[1].genant_grade == 0 and limited[1].deformity == "none"
     assert limited[1].reductions["wedge"] == pytest.approx(1 - 1 / TALL_POSTERIOR, abs=1e-6)
-    # The reading is reported as measured; the other bodies are graded as before.
+    # The reading is reported as measured, the limit beside it; the other bodies are graded as before.
     assert limited[1].heights_mm == pytest.approx(hs[1])
+    assert limited[1].posterior_limit_mm == pytest.approx(TALL_POSTERIOR * hs[1]["posterior"] / 1.45)
+    assert [g.posterior_limit_mm for g in limited[::2]] == [None, None]
     assert [g.genant_grade for g in limited] == [0, 0, 0, 0]
     # A true wedge keeps its posterior height and is graded as before, and so is a body whose
     # posterior height is within the limit.

@@ -124,10 +124,12 @@ def _label_lines(v: VertebraRecord) -> list[str]:
     if v.fractured and v.deformity != "none":
         grade += f", {v.deformity}"
     prob = "" if v.fracture_probability is None else f"   p={v.fracture_probability:.2f}"
+    # A posterior reading taller than the neighbours allow: the height its shape was graded at.
+    limit = "" if v.posterior_height_limit_mm is None else f" (graded at {v.posterior_height_limit_mm:.1f})"
     return [
         f"{_level_text(v)}   {grade}{prob}",
         f"Ha {h.get('anterior', float('nan')):.1f}  Hm {h.get('middle', float('nan')):.1f}  "
-        f"Hp {h.get('posterior', float('nan')):.1f} mm",
+        f"Hp {h.get('posterior', float('nan')):.1f} mm{limit}",
     ]
 
 

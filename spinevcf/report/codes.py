@@ -62,6 +62,7 @@ __all__ = [
     "VERTEBRAL_BODY_DETECTED",
     "VERTEBRAL_FRACTURE_ASSESSMENT",
     "HEIGHT_REDUCTION_CODES",
+    "POSTERIOR_HEIGHT_LIMIT",
     "KEYPOINT_CODES",
     "ASSESSMENT_STATUS",
     "NOT_EVALUATED",
@@ -185,6 +186,7 @@ NUMBER_OF_VERTEBRAE_EVALUATED: Final = _private("SPV034", "Number of vertebral b
 VERTEBRAL_BODY_DETECTED: Final = _private("SPV035", "Vertebral body detected")
 VERTEBRAL_FRACTURE_ASSESSMENT: Final = _private("SPV036", "Vertebral compression fracture assessment")
 #: Key of ``VertebraRecord.height_reductions_pct`` (spinevcf.grading reductions) -> concept.
+POSTERIOR_HEIGHT_LIMIT: Final = _private("SPV044", "Posterior height limit used for grading")
 HEIGHT_REDUCTION_CODES: Final = MappingProxyType(
     {
         "wedge": _private("SPV041", "Wedge height reduction"),
@@ -263,6 +265,7 @@ def private_code_table() -> list[Code]:
         VERTEBRAL_FRACTURE_ASSESSMENT,
         NUMBER_OF_VERTEBRAE_NOT_ASSESSABLE,
         *HEIGHT_REDUCTION_CODES.values(),
+        POSTERIOR_HEIGHT_LIMIT,
         *KEYPOINT_CODES.values(),
         ASSESSMENT_STATUS,
         NOT_ASSESSABLE_REASON,

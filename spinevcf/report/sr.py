@@ -203,6 +203,8 @@ def _group_values(v: VertebraRecord, algorithm: tuple[str, str, Sequence[str]]) 
                 f"expected one of {sorted(C.HEIGHT_REDUCTION_CODES)}"
             )
         measurements.append((C.HEIGHT_REDUCTION_CODES[key], float(pct), C.UNIT_PERCENT))
+    if v.posterior_height_limit_mm is not None:
+        measurements.append((C.POSTERIOR_HEIGHT_LIMIT, float(v.posterior_height_limit_mm), C.UNIT_MM))
     if v.fracture_probability is not None:
         measurements.append(
             (C.VERTEBRAL_FRACTURE_PROBABILITY, float(v.fracture_probability), C.UNIT_NO_UNITS)
@@ -449,6 +451,7 @@ def _read_vertebra(group: hd.sr.MeasurementsAndQualitativeEvaluations) -> tuple[
             "assessment_reason": reason,
             "heights_mm": {},
             "height_reductions_pct": None,
+            "posterior_height_limit_mm": None,
             "genant_grade": None,
             "deformity": "none",
             "severity": None,
@@ -483,6 +486,7 @@ def _read_vertebra(group: hd.sr.MeasurementsAndQualitativeEvaluations) -> tuple[
         "tracking_uid": str(group.tracking_uid),
         "heights_mm": heights,
         "height_reductions_pct": reductions or None,
+        "posterior_height_limit_mm": _single_value(group, C.POSTERIOR_HEIGHT_LIMIT),
         "genant_grade": _lookup(
             _single_evaluation(group, C.GENANT_GRADE), dict(C.GENANT_GRADE_VALUES), "grade"
         ),
@@ -529,7 +533,8 @@ def read_sr_measurements(path: str | Path | Dataset) -> dict[str, dict[str, Any]
     Returns:
         ``{level: {...}}`` in SR order (cranial to caudal) with the keys
         ``heights_mm`` (anterior/middle/posterior, mm), ``height_reductions_pct``
-        (or ``None``), ``genant_grade`` (0-3), ``deformity``, ``severity``
+        (or ``None``), ``posterior_height_limit_mm`` (or ``None``), ``genant_grade`` (0-3),
+        ``deformity``, ``severity``
         (code meaning or ``None``), ``fracture_probability`` (or ``None``),
         ``keypoints_lps_mm`` (6 x 3, :data:`spinevcf.schema.KEYPOINT_NAMES` order),
         ``tracking_identifier`` and ``tracking_uid``: the same names as in results.json.

@@ -159,6 +159,12 @@ def _vertebra_group(
         measurements.append(
             hd.sr.Measurement(name=C.HEIGHT_REDUCTION_CODES[key], value=float(pct), unit=C.UNIT_PERCENT)
         )
+    if v.posterior_height_limit_mm is not None:
+        measurements.append(
+            hd.sr.Measurement(
+                name=C.POSTERIOR_HEIGHT_LIMIT, value=float(v.posterior_height_limit_mm), unit=C.UNIT_MM
+            )
+        )
     if v.fracture_probability is not None:
         measurements.append(
             hd.sr.Measurement(

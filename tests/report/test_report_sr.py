@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset
 from spinevcf._version import __version__
 from spinevcf.assess import NOT_ASSESSABLE_REASONS
 from spinevcf.report import codes as C
-from spinevcf.report.capture import REASON_SHORT
+from spinevcf.report.capture import REASON_SHORT, _label_lines
 from spinevcf.report.sr import build_sr, read_sr_measurements, read_sr_patient_findings
 from spinevcf.schema import StudyRecord
 from tests.dicom_tools import dciodvfy_errors, dsrdump
@@ -148,12 +148,16 @@ def test_source_without_frame_of_reference_is_refused(record: StudyRecord, ct_he
 
 
 @pytest.fixture
-def cut_sr_path(tmp_path: Path, record_with_cut: StudyRecord, ct_header: Dataset, series_uids: list[str]) -> Path:
+def cut_sr_path(
+    tmp_path: Path, record_with_cut: StudyRecord, ct_header: Dataset, series_uids: list[str]
+) -> Path:
     sr = build_sr(record_with_cut, ct_header, referenced_sop_instance_uids=series_uids)
     return _save(sr, tmp_path / "cut.dcm")
 
 
-def test_not_assessable_body_has_status_reason_and_no_grade(cut_sr_path: Path, record_with_cut: StudyRecord) -> None:
+def test_not_assessable_body_has_status_reason_and_no_grade(
+    cut_sr_path: Path, record_with_cut: StudyRecord
+) -> None:
     back = read_sr_measurements(cut_sr_path)
     assert list(back) == [v.label for v in record_with_cut.vertebrae]
     cut = back["L2"]
@@ -204,3 +208,30 @@ def test_every_not_assessable_reason_round_trips_and_has_a_picture_text(
     path = _save(build_sr(record, ct_header, referenced_sop_instance_uids=series_uids), tmp_path / "r.dcm")
     assert read_sr_measurements(path)["L2"]["assessment_reason"] == reason
     assert reason in REASON_SHORT and REASON_SHORT[reason]
+
+
+def test_posterior_height_limit_round_trips_and_is_shown(
+    tmp_path: Path, record: StudyRecord, ct_header: Dataset, series_uids: list[str]
+) -> None:
+    # T12's posterior height read taller than its neighbours allow: the limit its shape was
+    # graded at is in the SR beside the measured heights (SPV044, mm), and in the picture.
+    from dataclasses import replace
+
+    vertebrae = [
+        replace(v, posterior_height_limit_mm=19.8) if v.label == "T12" else v for v in record.vertebrae
+    ]
+    limited = replace(record, vertebrae=vertebrae)
+    path = _save(build_sr(limited, ct_header, referenced_sop_instance_uids=series_uids), tmp_path / "r.dcm")
+    back = read_sr_measurements(path)
+    assert back["T12"]["posterior_height_limit_mm"] == pytest.approx(19.8)
+    assert back["T12"]["heights_mm"]["posterior"] == pytest.approx(23.5)
+    assert back["T11"]["posterior_height_limit_mm"] is None
+    groups = hd.sr.srread(path).content.get_image_measurement_groups()
+    t12 = next(g for g in groups if g.tracking_identifier == "T12 vertebral body")
+    (m,) = t12.get_measurements(name=C.POSTERIOR_HEIGHT_LIMIT.as_pydicom())
+    assert m.unit.value == "mm"
+    assert dciodvfy_errors(path)[0] == []
+    assert _label_lines(vertebrae[1])[1].endswith("Hp 23.5 mm (graded at 19.8)")
+    assert "graded at" not in _label_lines(vertebrae[0])[1]
+    with pytest.raises(ValueError, match="posterior_height_limit_mm"):
+        replace(vertebrae[1], posterior_height_limit_mm=0.0)

@@ -119,6 +119,7 @@ def _column_record(header: Dataset, n: int = 17) -> StudyRecord:
                 else {"wedge": float(rng.uniform(0, 40)), "biconcave": 1e-7 * i, "crush": 12345.678901234},
                 level_confidence=conf,
                 level_status=status,
+                posterior_height_limit_mm=round(0.8 * heights["posterior"], 3) if i % 5 == 2 else None,
             )
         )
     return StudyRecord(
