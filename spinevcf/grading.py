@@ -185,9 +185,9 @@ def grade_column(
             use the level beyond it (see the module doc); the truth of a whole column does
             not need it.
         tall_posterior: where a body's posterior height exceeds this many times the
-            posterior height its neighbours graded 0 predict, the body is judged (its
-            shape, and as a neighbour's reference) with that limit in place of the reading
-            (see the module doc); ``None`` (the truth) judges every reading as it is.
+            posterior height its neighbours graded 0 predict, its wedge and biconcave
+            reductions are judged against that limit in place of the reading (see the
+            module doc); ``None`` (the truth) judges every reading as it is.
 
     Returns:
         One :class:`VertebraGrade` per vertebra, in the same order.
