@@ -175,7 +175,9 @@ class TritonBackend:
                 network_timeout=self.timeout_s,
             )
         except (InferenceServerException, ValueError, OSError) as exc:
-            raise InferenceServerError(f"cannot create a Triton {self.protocol} client for {self.url}: {exc}") from exc
+            raise InferenceServerError(
+                f"cannot create a Triton {self.protocol} client for {self.url}: {exc}"
+            ) from exc
 
     def _timeout_kwargs(self) -> dict[str, float]:
         # gRPC takes a per-call deadline; the HTTP client's timeout is set at construction.
@@ -202,12 +204,18 @@ class TritonBackend:
                     attempt += 1
                     log.warning(
                         "Triton %s at %s failed (%s); retry %d/%d in %.1f s",
-                        what, self.url, _short(exc), attempt, self.retries, delay,
+                        what,
+                        self.url,
+                        _short(exc),
+                        attempt,
+                        self.retries,
+                        delay,
                     )
                     time.sleep(delay)
                     continue
                 if isinstance(exc, TimeoutError) or (
-                    isinstance(exc, InferenceServerException) and exc.status() == "StatusCode.DEADLINE_EXCEEDED"
+                    isinstance(exc, InferenceServerException)
+                    and exc.status() == "StatusCode.DEADLINE_EXCEEDED"
                 ):
                     raise InferenceServerError(
                         f"Triton {what} at {self.url} timed out after {self.timeout_s:g} s"
@@ -247,13 +255,17 @@ class TritonBackend:
 
     def _load_signature(self, model_name: str) -> ModelSignature:
         kw = self._timeout_kwargs()
-        ready = self._call(f"readiness check of model {model_name}", lambda: self._client.is_model_ready(model_name, **kw))
+        ready = self._call(
+            f"readiness check of model {model_name}", lambda: self._client.is_model_ready(model_name, **kw)
+        )
         if not ready:
             raise InferenceServerError(
                 f"model {model_name} is not ready on the server at {self.url}{self._not_ready_reason(model_name)}"
             )
         if self.protocol == "grpc":
-            meta = self._call("metadata", lambda: self._client.get_model_metadata(model_name, as_json=True, **kw))
+            meta = self._call(
+                "metadata", lambda: self._client.get_model_metadata(model_name, as_json=True, **kw)
+            )
             cfg = self._call("config", lambda: self._client.get_model_config(model_name, as_json=True, **kw))
             cfg = cfg.get("config", cfg)
         else:
@@ -264,7 +276,11 @@ class TritonBackend:
             out = {}
             for e in entries:
                 datatype = e["datatype"]
-                out[e["name"]] = (np.dtype(triton_to_np_dtype(datatype)), datatype, tuple(int(d) for d in e["shape"]))
+                out[e["name"]] = (
+                    np.dtype(triton_to_np_dtype(datatype)),
+                    datatype,
+                    tuple(int(d) for d in e["shape"]),
+                )
             return out
 
         sig = ModelSignature(
@@ -290,21 +306,40 @@ class TritonBackend:
     def infer(self, model_name: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run ``model_name`` on the server; return all of its outputs by name.
 
+        A batch larger than the model's ``max_batch_size`` on the server is sent as several
+        requests of at most that size, and their outputs are joined in order.
+
         Raises:
             TypeError, ValueError: ``inputs`` do not match the model's inputs
-                (names, dtypes, ranks, fixed dims, batch size).
+                (names, dtypes, ranks, fixed dims, an empty or inconsistent batch).
             InferenceServerError: the server is unreachable, rejects the request,
                 times out, or returns outputs of the wrong shape.
         """
         sig = self.signature(model_name)
         check_inputs(model_name, inputs, {n: (dt, list(shape)) for n, (dt, _, shape) in sig.inputs.items()})
         if sig.max_batch_size > 0:
-            for name, arr in inputs.items():
-                if not 1 <= arr.shape[0] <= sig.max_batch_size:
-                    raise ValueError(
-                        f"model {model_name}: input {name!r} batch size {arr.shape[0]} "
-                        f"is outside 1..{sig.max_batch_size} (max_batch_size on the server)"
-                    )
+            sizes = {name: int(arr.shape[0]) for name, arr in inputs.items()}
+            if len(set(sizes.values())) > 1:
+                raise ValueError(f"model {model_name}: the inputs' batch sizes differ: {sizes}")
+            for name, size in sizes.items():
+                if size < 1:
+                    raise ValueError(f"model {model_name}: input {name!r} batch size {size} is empty")
+            n = next(iter(sizes.values()))
+            if n > sig.max_batch_size:
+                # A batch larger than the server takes (the detector's seven readings against a
+                # server configured for fewer) goes as several requests the server accepts.
+                step = sig.max_batch_size
+                parts = [
+                    self._request(model_name, sig, {k: v[a : a + step] for k, v in inputs.items()})
+                    for a in range(0, n, step)
+                ]
+                return {name: np.concatenate([p[name] for p in parts]) for name in sig.outputs}
+        return self._request(model_name, sig, inputs)
+
+    def _request(
+        self, model_name: str, sig: ModelSignature, inputs: dict[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """One inference request of inputs already checked against ``sig``; outputs checked."""
         m = self._module
         infer_inputs = []
         for name, (_, datatype, _) in sig.inputs.items():
@@ -331,7 +366,9 @@ class TritonBackend:
             if arr is None:
                 raise InferenceServerError(f"model {model_name} on {self.url} returned no output {name!r}")
             want = expected_output_shape(sig, name, first_input_shape)
-            if arr.ndim != len(want) or any(w is not None and w != s for w, s in zip(want, arr.shape, strict=True)):
+            if arr.ndim != len(want) or any(
+                w is not None and w != s for w, s in zip(want, arr.shape, strict=True)
+            ):
                 raise InferenceServerError(
                     f"model {model_name} on {self.url}: output {name!r} has shape {list(arr.shape)}, "
                     f"expected {['?' if w is None else w for w in want]} for input shape {list(first_input_shape)}"

@@ -46,7 +46,9 @@ class _CountingInfer:
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_outputs_equal_onnxruntime(triton_server, protocol: str) -> None:
     ort_backend = OnnxRuntimeBackend(triton_server.onnx_repository, intra_op_threads=1)
-    with TritonBackend(triton_server.url(protocol), protocol=protocol, model_repository=triton_server.onnx_repository) as backend:
+    with TritonBackend(
+        triton_server.url(protocol), protocol=protocol, model_repository=triton_server.onnx_repository
+    ) as backend:
         assert isinstance(backend, InferenceBackend)
         counter = _CountingInfer(backend._client.infer)
         backend._client.infer = counter
@@ -60,7 +62,9 @@ def test_outputs_equal_onnxruntime(triton_server, protocol: str) -> None:
                 assert list(out) == list(ref)
                 for name in ref:
                     assert out[name].shape == ref[name].shape and out[name].dtype == np.float32
-                    np.testing.assert_allclose(out[name], ref[name], rtol=0, atol=SAME_GRAPH_ATOL, err_msg=name)
+                    np.testing.assert_allclose(
+                        out[name], ref[name], rtol=0, atol=SAME_GRAPH_ATOL, err_msg=name
+                    )
         # The per-request timeout travels with each gRPC call; HTTP sets it on the client.
         if protocol == "grpc":
             assert all(c["client_timeout"] == backend.timeout_s for c in counter.calls)
@@ -75,7 +79,9 @@ def test_server_start_time_is_reported(triton_server) -> None:
 @pytest.mark.triton
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_missing_model_is_named(triton_server, protocol: str) -> None:
-    with pytest.raises(InferenceServerError, match=r"model no_such_model is not ready on the server at 127\.0\.0\.1:\d+"):
+    with pytest.raises(
+        InferenceServerError, match=r"model no_such_model is not ready on the server at 127\.0\.0\.1:\d+"
+    ):
         TritonBackend(triton_server.url(protocol), protocol=protocol, models=("no_such_model",))
 
 
@@ -85,13 +91,41 @@ def test_wrong_input_is_rejected_before_sending(triton_server, protocol: str) ->
     backend = TritonBackend(triton_server.url(protocol), protocol=protocol)
     counter = _CountingInfer(backend._client.infer)
     backend._client.infer = counter
-    with pytest.raises(ValueError, match=r"input 'image' must have shape \[-?\?, 2, \?, \?\].*got \[1, 3, 64, 64\]"):
+    with pytest.raises(
+        ValueError, match=r"input 'image' must have shape \[-?\?, 2, \?, \?\].*got \[1, 3, 64, 64\]"
+    ):
         backend.infer(DETECTOR_MODEL, {"image": _image((1, 3, 64, 64))})
-    with pytest.raises(ValueError, match=r"batch size 2 is outside 1..1"):
-        backend.infer(LOCALIZER_MODEL, {"image": _image((2, 1, 32, 32, 32))})
+    with pytest.raises(ValueError, match=r"batch size 0 is empty"):
+        backend.infer(LOCALIZER_MODEL, {"image": _image((0, 1, 32, 32, 32))})
     with pytest.raises(TypeError, match="dtype float32"):
         backend.infer(DETECTOR_MODEL, {"image": np.zeros((1, 2, 64, 64))})
     assert counter.calls == []
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_batch_above_max_batch_size_goes_as_several_requests(triton_server, protocol: str) -> None:
+    """The localizer is served with max_batch_size 1: a batch of 3 is three requests, joined in order;
+    the detector's seven readings against a server configured for 4 are two requests (4 + 3)."""
+    ort_backend = OnnxRuntimeBackend(triton_server.onnx_repository, intra_op_threads=1)
+    backend = TritonBackend(triton_server.url(protocol), protocol=protocol)
+    counter = _CountingInfer(backend._client.infer)
+    backend._client.infer = counter
+    x = _image((3, 1, 32, 32, 32), seed=3)
+    out = backend.infer(LOCALIZER_MODEL, {"image": x})
+    assert len(counter.calls) == 3
+    ref = ort_backend.infer(LOCALIZER_MODEL, {"image": x})
+    for name in ref:
+        assert out[name].shape == ref[name].shape
+        np.testing.assert_allclose(out[name], ref[name], rtol=0, atol=SAME_GRAPH_ATOL, err_msg=name)
+    sig = backend.signature(DETECTOR_MODEL)
+    backend._signatures[DETECTOR_MODEL] = ModelSignature(sig.name, sig.inputs, sig.outputs, 4)
+    x = _image((7, 2, 64, 64), seed=4)
+    out = backend.infer(DETECTOR_MODEL, {"image": x})
+    assert [c["inputs"][0].shape() for c in counter.calls[3:]] == [[4, 2, 64, 64], [3, 2, 64, 64]]
+    ref = ort_backend.infer(DETECTOR_MODEL, {"image": x})
+    for name in ref:
+        np.testing.assert_allclose(out[name], ref[name], rtol=0, atol=SAME_GRAPH_ATOL, err_msg=name)
 
 
 @pytest.mark.triton
@@ -99,7 +133,9 @@ def test_server_side_rejection_is_not_retried(triton_server, monkeypatch: pytest
     """A request the server refuses (here: a batch above max_batch_size) fails at once with the server's reason."""
     backend = TritonBackend(triton_server.grpc_url, retries=3)
     sig = backend.signature(LOCALIZER_MODEL)
-    monkeypatch.setitem(backend._signatures, LOCALIZER_MODEL, ModelSignature(sig.name, sig.inputs, sig.outputs, 8))
+    monkeypatch.setitem(
+        backend._signatures, LOCALIZER_MODEL, ModelSignature(sig.name, sig.inputs, sig.outputs, 8)
+    )
     counter = _CountingInfer(backend._client.infer)
     backend._client.infer = counter
     with pytest.raises(InferenceServerError, match=r"inference of model spine_localizer_3d at .* failed"):
@@ -116,7 +152,9 @@ def test_wrong_output_shape_is_caught(triton_server) -> None:
             return np.zeros((1, 1, 8, 8), np.float32)
 
     backend._client.infer = lambda *a, **k: _Result()
-    with pytest.raises(InferenceServerError, match=r"output 'heatmap' has shape \[1, 1, 8, 8\], expected \[1, 1, 16, 16\]"):
+    with pytest.raises(
+        InferenceServerError, match=r"output 'heatmap' has shape \[1, 1, 8, 8\], expected \[1, 1, 16, 16\]"
+    ):
         backend.infer(DETECTOR_MODEL, {"image": _image((1, 2, 64, 64))})
 
 
