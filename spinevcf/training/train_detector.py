@@ -49,7 +49,10 @@ def _augment_geometry(it: DetectorItem, cfg: dict[str, Any], rng: np.random.Gene
     grid = np.stack(np.meshgrid(rr, cc, indexing="ij"))
     fill = float(cfg["model_config"]["hu_window"][0])
     img = np.stack(
-        [ndimage.map_coordinates(ch, grid, order=1, mode="constant", cval=fill, output=np.float32) for ch in it.image]
+        [
+            ndimage.map_coordinates(ch, grid, order=1, mode="constant", cval=fill, output=np.float32)
+            for ch in it.image
+        ]
     )
 
     def move(p: np.ndarray) -> np.ndarray:
@@ -58,7 +61,9 @@ def _augment_geometry(it: DetectorItem, cfg: dict[str, Any], rng: np.random.Gene
         q[..., 1] = (q[..., 1] - c0) * z + c0
         return q
 
-    return DetectorItem(img, [move(k) for k in it.keypoints_px], list(it.levels), [move(c) for c in it.ignore_centers_px])
+    return DetectorItem(
+        img, [move(k) for k in it.keypoints_px], list(it.levels), [move(c) for c in it.ignore_centers_px]
+    )
 
 
 def _augment_intensity(hu: np.ndarray, cfg: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
@@ -132,7 +137,9 @@ def make_detector_batch(
     return torch.from_numpy(np.stack(xs)), batch
 
 
-def detector_loss(out: tuple[torch.Tensor, ...], b: dict[str, torch.Tensor], w: dict[str, float]) -> dict[str, torch.Tensor]:
+def detector_loss(
+    out: tuple[torch.Tensor, ...], b: dict[str, torch.Tensor], w: dict[str, float]
+) -> dict[str, torch.Tensor]:
     """Weighted sum of the six head losses (keypoint maps weigh 1 unless configured)."""
     heat, off, kp, lev, kp_heat, kp_off = out
     l_heat = centernet_focal_loss(heat, b["heatmap"], b["ignore"])
@@ -160,6 +167,29 @@ def detector_loss(out: tuple[torch.Tensor, ...], b: dict[str, torch.Tensor], w: 
     }
 
 
+def freeze_except(net: torch.nn.Module, trainable: list[str] | None) -> None:
+    """Train only the named top-level parts of ``net`` (config ``trainable``; ``None``: all).
+
+    The other parts keep their weights (no gradient) and their batch-norm statistics
+    (evaluation mode), so a fine-tune of, e.g., the keypoint heads leaves the detector's
+    centres, counts and level logits exactly as they were. Call it after every ``net.train()``.
+
+    Raises:
+        ValueError: a name is not a part of ``net``.
+    """
+    if trainable is None:
+        return
+    parts = dict(net.named_children())
+    unknown = sorted(set(trainable) - set(parts))
+    if unknown:
+        raise ValueError(f"trainable names unknown parts {unknown}; the network has {sorted(parts)}")
+    for name, part in parts.items():
+        keep = name in trainable
+        part.requires_grad_(keep)
+        if not keep:
+            part.eval()
+
+
 def train_detector(cfg: dict[str, Any], config_path: str, out: Path, *, workers: int = 2) -> Path:
     """Train the detector as configured; return the checkpoint path."""
     cache, train_seeds, val_seeds = prepare_data("detector", cfg, workers)
@@ -180,6 +210,7 @@ def train_detector(cfg: dict[str, Any], config_path: str, out: Path, *, workers:
     weights = {k: float(v) for k, v in cfg["loss_weights"].items()}
     t0 = time.time()
     net.train()
+    freeze_except(net, cfg.get("trainable"))
     for it in range(1, iters + 1):
         idx = rng.integers(0, len(train), bs)
         x, b = make_detector_batch([train[i] for i in idx], cfg, rng)
@@ -214,7 +245,9 @@ def train_detector(cfg: dict[str, Any], config_path: str, out: Path, *, workers:
 
 
 @torch.no_grad()
-def validate_detector(net: torch.nn.Module, items: list[DetectorItem], cfg: dict[str, Any]) -> dict[str, float]:
+def validate_detector(
+    net: torch.nn.Module, items: list[DetectorItem], cfg: dict[str, Any]
+) -> dict[str, float]:
     """Detection recall/precision, centre and keypoint error (px) and level accuracy on whole CPRs."""
     from spinevcf.detector import DetectorConfig, assign_levels, decode_detections
     from spinevcf.schema import LEVEL_INDEX
@@ -227,7 +260,9 @@ def validate_detector(net: torch.nn.Module, items: list[DetectorItem], cfg: dict
         x = _normalise(it.image, cfg["model_config"])[None]
         outputs = net(torch.from_numpy(x))
         names = getattr(net, "output_names", ())
-        dets = assign_levels(decode_detections({n: o.numpy() for n, o in zip(names, outputs, strict=True)}, dcfg))
+        dets = assign_levels(
+            decode_detections({n: o.numpy() for n, o in zip(names, outputs, strict=True)}, dcfg)
+        )
         centers = np.array([k.mean(0) for k in it.keypoints_px]) if it.keypoints_px else np.zeros((0, 2))
         ign = np.asarray(it.ignore_centers_px).reshape(-1, 2)
         used = set()
@@ -238,7 +273,9 @@ def validate_detector(net: torch.nn.Module, items: list[DetectorItem], cfg: dict
                 used.add(j)
                 tp += 1
                 cerr.append(dist[j])
-                kerr.append(float(np.linalg.norm(np.asarray(d.keypoints_px) - it.keypoints_px[j], axis=1).mean()))
+                kerr.append(
+                    float(np.linalg.norm(np.asarray(d.keypoints_px) - it.keypoints_px[j], axis=1).mean())
+                )
                 lev_ok.append(d.label is not None and LEVEL_INDEX[d.label] == it.levels[j])
             elif len(ign) and np.min(np.linalg.norm(ign - np.asarray(d.center_px), axis=1)) < 15:
                 continue

@@ -43,3 +43,32 @@ def test_localizer_rejects_bad_arguments() -> None:
         SpineLocalizer3D(channels=(8,))
     with pytest.raises(ValueError):
         SpineLocalizer3D(num_res_units=0)
+
+
+def test_freeze_except_trains_only_the_named_parts() -> None:
+    # A fine-tune of the keypoint heads leaves the centres, counts and level logits exactly as
+    # they were: the other parts get no gradient and keep their batch-norm statistics.
+    from spinevcf.training.train_detector import freeze_except
+
+    torch.manual_seed(0)
+    net = VertebraDetector2D()
+    x = torch.randn(2, 2, 96, 64)
+    net.eval()
+    with torch.no_grad():
+        before = dict(zip(net.output_names, (o.clone() for o in net(x)), strict=True))
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    net.train()
+    freeze_except(net, ["keypoints", "kp_heatmap", "kp_offset"])
+    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=1e-2)
+    sum(o.square().mean() for o in net(x)).backward()
+    opt.step()
+    changed = {k.split(".")[0] for k, v in net.state_dict().items() if not torch.equal(v, state[k])}
+    assert changed == {"keypoints", "kp_heatmap", "kp_offset"}
+    net.eval()
+    with torch.no_grad():
+        after = dict(zip(net.output_names, net(x), strict=True))
+    for name in ("heatmap", "offset", "level_logits"):
+        assert torch.equal(after[name], before[name]), name
+    assert not torch.equal(after["keypoints"], before["keypoints"])
+    with pytest.raises(ValueError, match="unknown parts"):
+        freeze_except(net, ["keypoint"])
