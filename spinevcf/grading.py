@@ -205,7 +205,7 @@ def grade_column(
     if tall_posterior is not None and not tall_posterior >= 1.0:
         raise ValueError(f"tall_posterior must be at least 1, got {tall_posterior!r}")
     # The posterior height the body's own shape is judged against (see tall_posterior).
-    shape_hp = hp.copy()
+    shape_hp = hp
 
     def shape(i: int) -> tuple[float, float]:
         # Own shape against the level's normal shape.

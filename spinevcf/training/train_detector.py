@@ -283,6 +283,7 @@ def validate_detector(
                 fp += 1
         fn += len(centers) - len(used)
     net.train()
+    freeze_except(net, cfg.get("trainable"))
     return {
         "val_precision": tp / max(1, tp + fp),
         "val_recall": tp / max(1, tp + fn),
