@@ -19,7 +19,7 @@ from spinevcf.training.data import DetectorItem, load_detector_items
 from spinevcf.training.losses import centernet_focal_loss, keypoint_offset_l1, masked_l1
 from spinevcf.training.targets import encode_detector_targets
 
-__all__ = ["train_detector", "make_detector_batch"]
+__all__ = ["train_detector", "make_detector_batch", "level_distillation_loss", "load_teacher"]
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +167,50 @@ def detector_loss(
     }
 
 
+def level_distillation_loss(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, heatmap: torch.Tensor, *, temperature: float = 1.0
+) -> torch.Tensor:
+    """KL divergence of the student's level distribution from the teacher's, near body centres.
+
+    Config ``distill`` (:func:`train_detector`): a fine-tune that must not move the level
+    names keeps its level logits close to those of a reference detector (the committed one)
+    on the same inputs. The cells weigh by the target heatmap (the Gaussian around each
+    body centre, the cells whose logits the decoder reads), so background cells, whose level
+    logits are never read, do not constrain the fine-tune.
+
+    Args:
+        student_logits: (B, L, h, w) level logits being trained.
+        teacher_logits: (B, L, h, w) the reference detector's level logits (no gradient).
+        heatmap: (B, 1, h, w) target centre heatmap, 0-1.
+        temperature: softening of both distributions; the loss is scaled by its square.
+
+    Returns:
+        The heatmap-weighted mean KL(teacher || student) per cell (0 with no body in the batch).
+    """
+    t = float(temperature)
+    log_s = F.log_softmax(student_logits / t, dim=1)
+    log_t = F.log_softmax(teacher_logits.detach() / t, dim=1)
+    kl = (log_t.exp() * (log_t - log_s)).sum(dim=1, keepdim=True)
+    w = heatmap.detach()
+    return (kl * w).sum() / w.sum().clamp(min=1.0) * t * t
+
+
+def load_teacher(path: str | Path, arch: dict[str, Any]) -> torch.nn.Module:
+    """The frozen reference detector of config ``distill`` (evaluation mode, no gradients).
+
+    Raises:
+        ValueError: the checkpoint's architecture differs from ``arch``.
+    """
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state.get("arch") != arch:
+        raise ValueError(f"distill checkpoint {path} has a different architecture than the config")
+    net = build_model(DETECTOR_MODEL, **arch)
+    net.load_state_dict(state["state_dict"])
+    net.eval()
+    net.requires_grad_(False)
+    return net
+
+
 def freeze_except(net: torch.nn.Module, trainable: list[str] | None) -> None:
     """Train only the named top-level parts of ``net`` (config ``trainable``; ``None``: all).
 
@@ -208,13 +252,26 @@ def train_detector(cfg: dict[str, Any], config_path: str, out: Path, *, workers:
     rng = np.random.default_rng(int(cfg["seed"]))
     bs = int(cfg["batch_size"])
     weights = {k: float(v) for k, v in cfg["loss_weights"].items()}
+    distill = cfg.get("distill")
+    teacher = load_teacher(distill["checkpoint"], cfg["arch"]) if distill else None
+    if teacher is not None:
+        log.info("level logits distilled from %s (weight %s)", distill["checkpoint"], distill["weight"])
     t0 = time.time()
     net.train()
     freeze_except(net, cfg.get("trainable"))
     for it in range(1, iters + 1):
         idx = rng.integers(0, len(train), bs)
         x, b = make_detector_batch([train[i] for i in idx], cfg, rng)
-        losses = detector_loss(net(x), b, weights)
+        pred = net(x)
+        losses = detector_loss(pred, b, weights)
+        if teacher is not None:
+            with torch.no_grad():
+                t_logits = teacher(x)[3]
+            l_dis = level_distillation_loss(
+                pred[3], t_logits, b["heatmap"], temperature=float(distill.get("temperature", 1.0))
+            )
+            losses["distill"] = l_dis
+            losses["total"] = losses["total"] + float(distill["weight"]) * l_dis
         opt.zero_grad()
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)

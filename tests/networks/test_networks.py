@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -75,3 +76,47 @@ def test_freeze_except_trains_only_the_named_parts() -> None:
     assert not torch.equal(after["keypoints"], before["keypoints"])
     with pytest.raises(ValueError, match="unknown parts"):
         freeze_except(net, ["keypoint"])
+
+
+def test_level_distillation_loss_is_zero_on_the_teacher_and_pulls_towards_it() -> None:
+    # Config ``distill``: the fine-tune keeps the level logits of the reference detector
+    # where bodies are (target heatmap), and nowhere else.
+    from spinevcf.training.train_detector import level_distillation_loss
+
+    torch.manual_seed(0)
+    teacher = torch.randn(2, 24, 8, 6)
+    heat = torch.zeros(2, 1, 8, 6)
+    heat[0, 0, 3, 2] = 1.0
+    heat[1, 0, 5, 4] = 0.5
+    assert float(level_distillation_loss(teacher.clone(), teacher, heat)) == pytest.approx(0.0, abs=1e-6)
+    # Student different only where the heatmap is 0: no loss.
+    student = teacher.clone()
+    student[:, :, 0, 0] += torch.randn(2, 24) * 5
+    assert float(level_distillation_loss(student, teacher, heat)) == pytest.approx(0.0, abs=1e-6)
+    # Different at a body centre: positive, and a gradient step moves the student towards the teacher.
+    student = teacher.clone()
+    student[0, :, 3, 2] = torch.randn(24) * 3
+    student.requires_grad_(True)
+    loss = level_distillation_loss(student, teacher, heat)
+    assert float(loss) > 0.1
+    loss.backward()
+    with torch.no_grad():
+        moved = student - 0.5 * student.grad
+    assert float(level_distillation_loss(moved, teacher, heat)) < float(loss)
+    assert float(student.grad[1].abs().max()) < 1e-6  # sample 1 matches the teacher at its body
+    # Temperature softens both sides; still zero on the teacher itself.
+    assert float(level_distillation_loss(teacher.clone(), teacher, heat, temperature=2.0)) == pytest.approx(
+        0.0, abs=1e-6
+    )
+
+
+def test_load_teacher_is_frozen_and_checks_the_architecture(tmp_path: Path) -> None:
+    from spinevcf.training.train_detector import load_teacher
+
+    arch = {"in_channels": 2, "widths": [8, 8, 8, 8, 8], "head_channels": 8}
+    net = VertebraDetector2D(**arch)
+    torch.save({"arch": arch, "state_dict": net.state_dict()}, tmp_path / "t.pt")
+    teacher = load_teacher(tmp_path / "t.pt", arch)
+    assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
+    with pytest.raises(ValueError, match="different architecture"):
+        load_teacher(tmp_path / "t.pt", {**arch, "head_channels": 16})
