@@ -195,17 +195,26 @@ def level_distillation_loss(
     return (kl * w).sum() / w.sum().clamp(min=1.0) * t * t
 
 
+def _state_dict(path: str | Path, arch: dict[str, Any], name: str) -> dict[str, torch.Tensor]:
+    """The weights of the checkpoint at ``path``, which must have the architecture ``arch``.
+
+    Raises:
+        ValueError: ``name`` (how the config refers to the checkpoint) has another architecture.
+    """
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state.get("arch") != arch:
+        raise ValueError(f"{name} has a different architecture than the config")
+    return state["state_dict"]
+
+
 def load_teacher(path: str | Path, arch: dict[str, Any]) -> torch.nn.Module:
     """The frozen reference detector of config ``distill`` (evaluation mode, no gradients).
 
     Raises:
         ValueError: the checkpoint's architecture differs from ``arch``.
     """
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if state.get("arch") != arch:
-        raise ValueError(f"distill checkpoint {path} has a different architecture than the config")
     net = build_model(DETECTOR_MODEL, **arch)
-    net.load_state_dict(state["state_dict"])
+    net.load_state_dict(_state_dict(path, arch, f"distill checkpoint {path}"))
     net.eval()
     net.requires_grad_(False)
     return net
@@ -243,10 +252,7 @@ def train_detector(cfg: dict[str, Any], config_path: str, out: Path, *, workers:
     net = build_model(DETECTOR_MODEL, **cfg["arch"])
     if cfg.get("init_checkpoint"):
         # Fine-tuning: start from a committed checkpoint of the same architecture.
-        state = torch.load(cfg["init_checkpoint"], map_location="cpu", weights_only=False)
-        if state.get("arch") != cfg["arch"]:
-            raise ValueError("init_checkpoint has a different architecture than the config")
-        net.load_state_dict(state["state_dict"])
+        net.load_state_dict(_state_dict(cfg["init_checkpoint"], cfg["arch"], "init_checkpoint"))
         log.info("initialised from %s", cfg["init_checkpoint"])
     opt, sched, iters = make_optimizer(net, cfg)
     rng = np.random.default_rng(int(cfg["seed"]))
